@@ -1,0 +1,82 @@
+"""Command line: click commands only. Loading is in properties/model, exploring in explore/,
+formatting in render/.
+
+Exit codes: 0 holds, 1 violated, 2 usage or input error, 3 inconclusive.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from . import workflow
+from .errors import PtmcError
+from .render import json as render_json
+from .render import text as render_text
+
+
+class _Group(click.Group):
+    """Bad input ends in one line on stderr and exit code 2, never a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except PtmcError as e:
+            click.echo(f"ptmc: error: {e}", err=True)
+            ctx.exit(2)
+        except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
+            raise
+        except Exception as e:  # noqa: BLE001
+            if os.environ.get("PTMC_DEBUG"):
+                raise
+            click.echo(f"ptmc: internal error: {type(e).__name__}: {e} (PTMC_DEBUG=1 shows where)", err=True)
+            ctx.exit(2)
+
+
+@click.group(cls=_Group)
+def main():
+    """ptmc: a model checker for the Linux kernel's page-table reclaim protocol."""
+
+
+def _progress(states, transitions, depth, frontier, seconds):
+    end = "\r" if sys.stderr.isatty() else "\n"
+    click.echo(f"  {states:,} states  {states / max(seconds, 1e-9):,.0f} states/s  frontier {frontier:,}"
+               f"  depth {depth}  {seconds:.0f}s", err=True, nl=False)
+    click.echo(end, err=True, nl=False)
+
+
+@main.command()
+@click.argument("property_file", type=click.Path(dir_okay=False))
+@click.option("--model", "model_path", type=click.Path(dir_okay=False), help="Model file (default: the property's).")
+@click.option("--variant", "variants", multiple=True, metavar="NAME", help="Check this variant (repeatable).")
+@click.option("--set", "settings", multiple=True, metavar="NAME=VALUE", help="Set a model parameter (repeatable).")
+@click.option("--max-states", type=click.IntRange(min=1), help="Stop as inconclusive after this many states.")
+@click.option("--out", "out_dir", default="out", show_default=True, type=click.Path(file_okay=False),
+              help="Where counterexamples are written.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
+def check(property_file, model_path, variants, settings, max_states, out_dir, as_json):
+    """Explore every interleaving of the model and check PROPERTY_FILE (and its z3 obligations)."""
+    result = workflow.check(property_file, model_path=model_path, variants=variants,
+                            settings=workflow.parse_settings(settings), max_states=max_states,
+                            progress=_progress)
+    written = workflow.write_counterexample(result, out_dir) if result.violation else []
+    if as_json:
+        click.echo(render_json.render(result), nl=False)
+    else:
+        click.echo(render_text.render(result), nl=False)
+        if result.reason:
+            click.echo(f"inconclusive: {result.reason}")
+        elif result.deadlocks and "deadlock free" not in result.checks:
+            click.echo(f"note: {result.deadlocks} deadlocked states (not checked here; see no_deadlock.py)")
+        for path in written:
+            click.echo(f"wrote {path}")
+    sys.exit(result.exit_code)
+
+
+@main.command(name="list")
+@click.argument("file", required=False, type=click.Path(dir_okay=False))
+def list_(file):
+    """List models and properties, or the parameters, variants and checks of FILE."""
+    click.echo(workflow.describe(Path(file)) if file else workflow.catalogue(Path.cwd()), nl=False)

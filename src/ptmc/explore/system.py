@@ -1,0 +1,119 @@
+"""The system: a model instance compiled for exploration (layout, initial state, successors)."""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from ..errors import ModelError, PtmcError
+from ..model import DONE, Model, same_class
+from ..state import DONE as DONE_PC
+from ..state import Blocked, Layout, Mem, Stop
+
+
+class Transition(NamedTuple):
+    tid: int
+    pc: int  # the step taken
+    choices: tuple  # ((label, value), ...) made inside the step
+    events: tuple  # ((kind, message), ...) reported by primitives
+
+
+class System:
+    def __init__(self, model: Model):
+        self.model = model
+        self.layout = layout = Layout()
+        mem = Mem(layout, layout.initial, None, model)
+        model.init(mem)
+        self.threads = model.threads()
+        names = [t.name for t in self.threads]
+        if len(set(names)) != len(names):
+            raise ModelError(f"model {model.name}: thread names must be unique, got {names}")
+        for thread in self.threads:
+            thread.model = model
+            layout.add_thread(thread)
+        layout.frozen = True
+        self.initial = tuple(layout.initial)
+        # Per thread: step functions, local names, and where each step falls through to.
+        self._code = []
+        for tid, thread in enumerate(self.threads):
+            steps = thread.steps
+            by_name = {st.name: i for i, st in enumerate(steps)}
+            fall = [i + 1 if i + 1 < len(steps) and same_class(steps[i + 1], st) else DONE_PC
+                    for i, st in enumerate(steps)]
+            local_names = tuple(thread.locals_initial())
+            self._code.append((thread, steps, by_name, fall, local_names,
+                               tuple(layout.local_slots[tid]), layout.pc_slot[tid],
+                               tuple(thread.locals_initial().values())))
+        try:
+            hash(self.initial)
+        except TypeError:
+            raise ModelError(f"model {model.name}: initial state holds an unhashable value") from None
+
+    def successors(self, state: tuple) -> list[tuple[Transition, tuple]]:
+        out = []
+        layout, model = self.layout, self.model
+        for tid, (thread, steps, by_name, fall, names, slots, pc_slot, dead) in enumerate(self._code):
+            pc = state[pc_slot]
+            if pc < 0:
+                continue
+            st = steps[pc]
+            d = thread.__dict__
+            script = ()
+            while True:
+                values = list(state)
+                mem = Mem(layout, values, tid, model, script)
+                for n, sl in zip(names, slots):
+                    d[n] = values[sl]
+                try:
+                    ret = st.fn(thread, mem)
+                    if ret is None:
+                        new_pc = fall[pc]
+                    elif ret == DONE:
+                        new_pc = DONE_PC
+                    else:
+                        new_pc = by_name.get(ret if ret.__class__ is str else ret.__name__)
+                        if new_pc is None:
+                            raise ModelError(f"step {thread.name}.{st.name} returned {ret!r}, "
+                                             "which is not a step of that thread")
+                except Blocked:
+                    new_pc = None
+                except Stop as stop:
+                    new_pc = stop.pc
+                except PtmcError:
+                    raise
+                except Exception as e:  # noqa: BLE001 - a bug in a model step: say where
+                    raise ModelError(f"exception in step {thread.name}.{st.name} "
+                                     f"({st.kernel_function}): {type(e).__name__}: {e}; "
+                                     f"state: {layout.describe(state)}") from None
+                if new_pc is not None:
+                    # A finished thread's locals are dead: reset them so that states that
+                    # differ only in them are one state.
+                    for n, sl, init in zip(names, slots, dead):
+                        values[sl] = init if new_pc == DONE_PC else d[n]
+                    values[pc_slot] = new_pc
+                    choices = tuple((label, options[i]) for label, options, i in mem.made)
+                    out.append((Transition(tid, pc, choices, tuple(mem.events)), tuple(values)))
+                script = _next_script(mem.made)
+                if script is None:
+                    break
+        return out
+
+    def step_info(self, tr: Transition):
+        return self._code[tr.tid][1][tr.pc]
+
+    def unfinished(self, state: tuple) -> list[int]:
+        """Threads that have not finished (daemons never count; an oopsed thread is dead)."""
+        from ..state import OOPS
+        return [tid for tid, code in enumerate(self._code)
+                if not code[0].daemon and state[code[6]] not in (DONE_PC, OOPS)]
+
+    def view(self, state: tuple) -> Mem:
+        """Read-only use of a state by properties (invariants see shared cells by name)."""
+        return Mem(self.layout, list(state), None, self.model)
+
+
+def _next_script(made) -> tuple | None:
+    """The next combination of choice indices after ``made`` (an odometer), or None."""
+    for k in range(len(made) - 1, -1, -1):
+        _, options, index = made[k]
+        if index + 1 < len(options):
+            return tuple(i for _, _, i in made[:k]) + (index + 1,)
+    return None

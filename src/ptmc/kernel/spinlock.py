@@ -1,0 +1,42 @@
+"""Spinlocks (include/linux/spinlock.h). A lock is a cell holding its holder's thread id."""
+from ..state import HUNG, Blocked, Stop
+
+
+def show_holder(value, layout) -> str:
+    return "unlocked" if value is None else f"held by {layout.thread_name(value)}"
+
+
+def spinlock_init(mem, name: str) -> str:
+    """Declare a shared spinlock (e.g. mm->page_table_lock); returns its reference."""
+    mem.layout.cell(name, None, shown=show_holder)
+    return name
+
+
+def spin_lock(s, lock) -> None:
+    """Take ``lock``; the step is blocked while another thread holds it."""
+    holder = s.load(lock)
+    if holder == s.tid:
+        s.report("self-deadlock", f"{s.thread} takes {lock}, which it already holds")
+        raise Stop(HUNG)
+    if holder is not None:
+        raise Blocked
+    s.store(lock, s.tid)
+
+
+def spin_trylock(s, lock) -> bool:
+    """Take ``lock`` if nobody (the caller included) holds it."""
+    if s.load(lock) is not None:
+        return False
+    s.store(lock, s.tid)
+    return True
+
+
+def spin_unlock(s, lock) -> None:
+    if s.load(lock) != s.tid:
+        s.report("bad-unlock", f"{s.thread} unlocks {lock}, which it does not hold")
+    s.store(lock, None)
+
+
+def lock_holder(s, lock):
+    """The thread id holding ``lock``, or None."""
+    return s.load(lock)

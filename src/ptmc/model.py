@@ -1,0 +1,237 @@
+"""Model authoring: a model is shared memory plus threads of named atomic steps.
+
+    class Walker(Thread):
+        '''A pte_offset_map_lock() user.'''
+        pmdval: object = None                      # a thread-local, with its initial value
+
+        @step("mm/pgtable-generic.c:__pte_offset_map_lock")
+        def map(self, s):                          # s: shared memory (see state.Mem)
+            self.pmdval = s.pmd                    # one shared access per step
+            return "lock" if pmd_table(self.pmdval) else DONE
+
+A step returns the name of the next step, ``DONE`` to finish the thread, or nothing to fall
+through to the next step of its class. It may raise ``Blocked`` (a kernel primitive does that
+for it, e.g. ``spin_lock`` on a held lock) to say it cannot run now. Steps of a base class come
+after the thread's own steps, so common tails (``pte_put()``) can be shared; a thread starts at
+the first step of its own class.
+"""
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import inspect
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ModelError, PtmcError
+
+_loaded = itertools.count()
+
+DONE = "done"  # returned by a step: the thread has finished
+
+
+@dataclass(frozen=True)
+class StepInfo:
+    name: str
+    kernel_function: str
+    fn: object
+    effect: dict | None  # symbolic counter effect, for the z3 link (see smt/)
+
+
+def step(kernel_function: str, *, effect: dict | None = None):
+    """Declare an atomic step and the kernel function it models (``file.c:function``)."""
+    if ":" not in kernel_function:
+        raise ModelError(f"step kernel function {kernel_function!r} must read 'file:function'")
+
+    def mark(fn):
+        fn._ptmc_step = (kernel_function, effect)
+        return fn
+    return mark
+
+
+class Param:
+    """A model parameter: its default value (int or bool) and what it means."""
+
+    def __init__(self, default, help: str):
+        self.default, self.help = default, help
+
+    def parse(self, name: str, text) -> object:
+        if not isinstance(text, str):
+            value = text
+        elif isinstance(self.default, bool):
+            if text.lower() not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
+                raise PtmcError(f"parameter {name} is a boolean, got {text!r}")
+            value = text.lower() in ("true", "1", "yes", "on")
+        else:
+            try:
+                value = int(text)
+            except ValueError:
+                raise PtmcError(f"parameter {name} is an integer, got {text!r}") from None
+        if type(value) is not type(self.default):
+            raise PtmcError(f"parameter {name} takes a {type(self.default).__name__}, got {value!r}")
+        return value
+
+
+class Variant:
+    """A named toggle that reproduces a historical or hypothetical version of the code."""
+
+    def __init__(self, help: str):
+        self.help = help
+
+
+class Thread:
+    """A thread kind. Annotated class attributes are its locals; ``@step`` methods its code."""
+
+    name: str  # set per instance; the thread's column title
+    daemon = False  # a system actor (RCU callbacks): never counted as unfinished
+    first_step: str | None = None  # where the thread starts; default: its class's first step
+
+    def __init__(self, name: str | None = None):
+        self.name = name or type(self).__name__.lower()
+        self.tid = -1
+        self.model = None
+
+    @classmethod
+    def locals_initial(cls) -> dict:
+        values = {}
+        for klass in reversed(cls.__mro__):
+            if klass is Thread or not issubclass(klass, Thread):
+                continue
+            for local in klass.__dict__.get("__annotations__", {}):
+                values[local] = klass.__dict__.get(local)
+        return values
+
+    @classmethod
+    def step_list(cls) -> list[StepInfo]:
+        """Own steps first (in source order), then inherited ones."""
+        cached = cls.__dict__.get("_ptmc_steps")
+        if cached is not None:
+            return cached
+        steps, seen = [], set()
+        for klass in cls.__mro__:
+            for attr, fn in klass.__dict__.items():
+                mark = getattr(fn, "_ptmc_step", None)
+                if mark and attr not in seen:
+                    seen.add(attr)
+                    steps.append(StepInfo(attr, mark[0], fn, mark[1]))
+        if not steps:
+            raise ModelError(f"thread {cls.__name__} has no @step")
+        cls._ptmc_steps = steps
+        return steps
+
+    @property
+    def steps(self) -> list[StepInfo]:
+        return self.step_list()
+
+    @property
+    def start_pc(self) -> int:
+        if self.first_step is None:
+            return 0
+        for pc, st in enumerate(self.steps):
+            if st.name == self.first_step:
+                return pc
+        raise ModelError(f"thread {self.name}: first_step {self.first_step!r} is not one of its steps")
+
+
+def numbered(name: str, n: int) -> list[str]:
+    """Thread names for ``n`` threads of a kind: 'fault' for one; 'fault1', 'fault2', ... for more."""
+    return [name] if n == 1 else [f"{name}{k}" for k in range(1, n + 1)]
+
+
+class Model:
+    """A model: ``Param`` and ``Variant`` class attributes, ``init(mem)`` and ``threads()``."""
+
+    def __init__(self, params: dict | None = None, variants=()):
+        params, variants = dict(params or {}), list(variants)
+        known_params, known_variants = self.params(), self.variants()
+        for name in params:
+            if name not in known_params:
+                raise PtmcError(f"unknown parameter {name!r} for model {self.name}"
+                                f" (known: {', '.join(known_params) or 'none'})")
+        for name in variants:
+            if name not in known_variants:
+                raise PtmcError(f"unknown variant {name!r} for model {self.name}"
+                                f" (known: {', '.join(known_variants) or 'none'})")
+        self.param_values = {n: p.parse(n, params.get(n, p.default)) for n, p in known_params.items()}
+        self.variant_names = sorted(set(variants))
+        for name, value in self.param_values.items():
+            setattr(self, name, value)
+        for name in known_variants:
+            setattr(self, name, name in self.variant_names)
+
+    name = "model"
+    path = ""
+
+    @classmethod
+    def params(cls) -> dict[str, Param]:
+        return _ordered(cls, Param)
+
+    @classmethod
+    def variants(cls) -> dict[str, Variant]:
+        return _ordered(cls, Variant)
+
+    def init(self, mem) -> None:
+        """Declare the shared memory and its initial values (``mem.pmd = ...``)."""
+        raise NotImplementedError
+
+    def threads(self) -> list[Thread]:
+        raise NotImplementedError
+
+
+def _ordered(cls, kind) -> dict:
+    """Class attributes of a kind in source order (base classes first)."""
+    out = {}
+    for klass in reversed(cls.__mro__):
+        for n, v in klass.__dict__.items():
+            if isinstance(v, kind):
+                out[n] = v
+    return out
+
+
+def load_module(path, what: str):
+    """Import a model or property file; any failure is a one-line PtmcError."""
+    path = Path(path)
+    if not path.is_file():
+        raise PtmcError(f"{what} file not found: {path}")
+    modname = f"_ptmc_{what}_{next(_loaded)}_{path.stem}"
+    spec = importlib.util.spec_from_file_location(modname, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[modname] = module
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as e:
+        raise PtmcError(f"{path}:{e.lineno}: syntax error: {e.msg}") from None
+    except PtmcError:
+        raise
+    except Exception as e:  # noqa: BLE001 - any error in user code becomes one line
+        line = _user_line(e, path)
+        raise PtmcError(f"{path}{line}: {type(e).__name__}: {e}") from None
+    return module
+
+
+def _user_line(exc: BaseException, path: Path) -> str:
+    tb, line = exc.__traceback__, ""
+    while tb is not None:
+        if Path(tb.tb_frame.f_code.co_filename).resolve() == path.resolve():
+            line = f":{tb.tb_lineno}"
+        tb = tb.tb_next
+    return line
+
+
+def load_model_class(path) -> type[Model]:
+    module = load_module(path, "model")
+    found = [v for v in vars(module).values()
+             if inspect.isclass(v) and issubclass(v, Model) and v is not Model
+             and v.__module__ == module.__name__]
+    if len(found) != 1:
+        raise PtmcError(f"{path}: a model file defines exactly one Model subclass, found {len(found)}")
+    cls = found[0]
+    cls.name = Path(path).stem
+    cls.path = str(path)
+    return cls
+
+
+def same_class(a: StepInfo, b: StepInfo) -> bool:
+    """Both steps are defined by the same class (fall-through stays within a class)."""
+    return a.fn.__qualname__.rsplit(".", 1)[0] == b.fn.__qualname__.rsplit(".", 1)[0]

@@ -1,0 +1,40 @@
+"""The result as one JSON object."""
+from __future__ import annotations
+
+import json
+
+from ..result import Result
+
+
+def to_dict(result: Result) -> dict:
+    out = {
+        "property": result.property,
+        "model": result.model,
+        "variants": result.variants,
+        "parameters": result.params,
+        "verdict": result.verdict,
+        "states": result.states,
+        "transitions": result.transitions,
+        "depth": result.depth,
+        "seconds": round(result.seconds, 3),
+        "checks": result.checks,
+        "deadlocks": result.deadlocks,
+    }
+    if result.reason:
+        out["reason"] = result.reason
+    if result.violation:
+        v = result.violation
+        out["violation"] = {"check": v.check, "kind": v.kind, "message": v.message}
+        out["counterexample"] = [
+            {"thread": st.thread, "step": st.step, "kernel_function": st.kernel_function,
+             "changes": {k: list(v) for k, v in st.changes.items()},
+             "choices": [list(c) for c in st.choices],
+             "events": [{"kind": k, "message": m} for k, m in st.events]}
+            for st in result.trace]
+    if result.obligations:
+        out["obligations"] = [o.to_dict() for o in result.obligations]
+    return out
+
+
+def render(result: Result) -> str:
+    return json.dumps(to_dict(result), indent=2) + "\n"

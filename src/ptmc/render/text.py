@@ -1,0 +1,70 @@
+"""The counterexample as the kernel docs draw races: one column per thread, one row per step."""
+from __future__ import annotations
+
+import textwrap
+
+from ..result import Result, TraceStep
+
+WIDTH = 34
+
+
+def step_lines(result: Result, n: int, st: TraceStep) -> list[str]:
+    """What a step did, as short lines: the kernel function, then what changed."""
+    fn = st.kernel_function.rsplit(":", 1)[1]
+    head = f"{n}. {fn}()" + ("" if st.step == fn else f" [{st.step}]")
+    lines = [head]
+    own = f"{st.thread}."
+    for label, value in st.choices:
+        lines.append(f"  {label} = {value}")
+    for name, (before, after) in st.changes.items():
+        if name == f"{st.thread}.pc":
+            if after in ("hung", "oops"):
+                lines.append(f"  -> {after}")
+            continue
+        if name.endswith(".pc"):
+            continue
+        name = name[len(own):] if name.startswith(own) else name
+        lines.append(f"  {name} := {after}")
+    for kind, _ in st.events:
+        lines.append(f"  !! {kind}")
+    return lines
+
+
+def render(result: Result) -> str:
+    threads = result.threads
+    width = max([WIDTH] + [len(t) + 2 for t in threads])
+    out = [headline(result), ""]
+    if result.trace:
+        out.append(_row(threads, width))
+        out.append(_row(["=" * len(t) for t in threads], width))
+        for n, st in enumerate(result.trace, 1):
+            col = threads.index(st.thread)
+            for line in _wrap(step_lines(result, n, st), width - 2):
+                cells = [""] * len(threads)
+                cells[col] = line
+                out.append(_row(cells, width).rstrip())
+            out.append("")
+    if result.violation:
+        v = result.violation
+        out.append(f"==> {v.check} violated: {v.message}")
+    return "\n".join(out).rstrip() + "\n"
+
+
+def headline(result: Result) -> str:
+    variants = f" variants={','.join(result.variants)}" if result.variants else ""
+    params = " ".join(f"{k}={v}" for k, v in result.params.items())
+    return (f"{result.property}: {result.verdict.upper()} on model {result.model}{variants} ({params}): "
+            f"{result.states} states, {result.transitions} transitions, depth {result.depth}, "
+            f"{result.seconds:.2f}s")
+
+
+def _wrap(lines: list[str], width: int) -> list[str]:
+    out = []
+    for line in lines:
+        indent = " " * (len(line) - len(line.lstrip()) + 2)
+        out.extend(textwrap.wrap(line, width, subsequent_indent=indent, break_on_hyphens=False) or [""])
+    return out
+
+
+def _row(cells: list[str], width: int) -> str:
+    return " ".join(c.ljust(width) for c in cells)

@@ -1,0 +1,176 @@
+"""State: the canonical flat encoding of a model, and the mutable view one step runs on.
+
+A state is a flat tuple: first every shared cell (in declaration order), then for each thread
+its program counter followed by its locals. Values are small immutable Python values (ints,
+bools, None, strings, interned tuples), so a state is hashable, compact and compares exactly.
+Nothing here uses Python's randomized ``hash()`` for anything reported: the explorer visits
+states in an order fixed by the model alone.
+"""
+from __future__ import annotations
+
+from .errors import ModelError
+
+# Program-counter values of a thread that no longer runs a step.
+DONE = -1  # finished normally
+HUNG = -2  # stuck forever (e.g. it spun on a lock it already holds)
+OOPS = -3  # killed by a bad access that cannot continue (the kernel would oops)
+STOPPED = {DONE: "done", HUNG: "hung", OOPS: "oops"}
+
+
+class Blocked(Exception):
+    """Raised inside a step that cannot run now (it waits, e.g. for a lock to be free)."""
+
+
+class Stop(Exception):
+    """Raised inside a step that ends its thread abnormally: ``pc`` is HUNG or OOPS."""
+
+    def __init__(self, pc: int):
+        super().__init__(STOPPED[pc])
+        self.pc = pc
+
+
+def show(value) -> str:
+    """How a value is written in traces, diagrams and JSON."""
+    if value is None:
+        return "none"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    return str(value)
+
+
+class Layout:
+    """Where every variable lives in the flat state tuple, and what it is called."""
+
+    def __init__(self):
+        self.names: list[str] = []
+        self.index: dict[str, int] = {}
+        self.initial: list = []
+        self.tags: dict[str, list[int]] = {}
+        self.shown: dict[int, object] = {}  # slot -> function(value, layout) -> str
+        self.objects: dict[str, object] = {}  # named memory objects, e.g. the page tables
+        self.threads: list = []
+        self.pc_slot: list[int] = []  # per thread id
+        self.local_slots: list[list[int]] = []
+        self.frozen = False
+
+    def cell(self, name: str, initial, tag: str | None = None, shown=None) -> int:
+        if self.frozen:
+            raise ModelError(f"shared variable {name!r} declared after the model was set up")
+        if name in self.index:
+            raise ModelError(f"shared variable {name!r} declared twice")
+        slot = len(self.names)
+        self.names.append(name)
+        self.index[name] = slot
+        self.initial.append(initial)
+        if tag:
+            self.tags.setdefault(tag, []).append(slot)
+        if shown:
+            self.shown[slot] = shown
+        return slot
+
+    def add_thread(self, thread) -> None:
+        tid = len(self.threads)
+        self.threads.append(thread)
+        self.pc_slot.append(len(self.names))
+        self.names.append(f"{thread.name}.pc")
+        self.initial.append(thread.start_pc)
+        slots = []
+        for local, value in thread.locals_initial().items():
+            slots.append(len(self.names))
+            self.names.append(f"{thread.name}.{local}")
+            self.initial.append(value)
+        self.local_slots.append(slots)
+        thread.tid = tid
+
+    def show_slot(self, slot: int, value) -> str:
+        if slot in self.pc_slot:
+            thread = self.threads[self.pc_slot.index(slot)]
+            return STOPPED.get(value) or thread.steps[value].name
+        shown = self.shown.get(slot)
+        return shown(value, self) if shown else show(value)
+
+    def thread_name(self, tid: int) -> str:
+        return self.threads[tid].name
+
+    def describe(self, state: tuple) -> str:
+        """One line naming every variable, for error messages."""
+        return ", ".join(f"{n}={self.show_slot(i, v)}" for i, (n, v) in enumerate(zip(self.names, state)))
+
+    def changes(self, before: tuple, after: tuple) -> dict[str, tuple[str, str]]:
+        return {self.names[i]: (self.show_slot(i, a), self.show_slot(i, b))
+                for i, (a, b) in enumerate(zip(before, after)) if a != b}
+
+
+class Mem:
+    """The memory one step sees: shared cells by name (``s.pmd``), the running thread, events.
+
+    Every access a step makes goes through ``load``/``store`` (attribute access is sugar for
+    them), so a step's read and write sets are knowable for a partial-order reduction.
+    """
+
+    __slots__ = ("layout", "v", "tid", "events", "script", "made", "model")
+
+    def __init__(self, layout: Layout, values: list, tid: int | None, model, script=()):
+        object.__setattr__(self, "layout", layout)
+        object.__setattr__(self, "v", values)
+        object.__setattr__(self, "tid", tid)
+        object.__setattr__(self, "events", [])
+        object.__setattr__(self, "script", script)
+        object.__setattr__(self, "made", [])  # (label, options, index) per choice taken
+        object.__setattr__(self, "model", model)
+
+    # Shared cells by name: ``s.pmd``, ``s.pmd = TABLE``.  While the model is being set up,
+    # assigning a new name declares a shared variable with that initial value.
+    def __getattr__(self, name):
+        try:
+            return self.v[self.layout.index[name]]
+        except KeyError:
+            raise AttributeError(f"no shared variable {name!r}") from None
+
+    def __setattr__(self, name, value):
+        slot = self.layout.index.get(name)
+        if slot is None:
+            if self.layout.frozen:
+                raise AttributeError(f"no shared variable {name!r}")
+            self.layout.cell(name, value)  # during set-up self.v is layout.initial
+        else:
+            self.v[slot] = value
+
+    def slot(self, ref, access: str) -> int:
+        """The slot a reference names: a shared variable's name, or an object that knows
+        (a page-table page field checks here that the page is still the one pointed to)."""
+        if ref.__class__ is str:
+            return self.layout.index[ref]
+        if ref.__class__ is int:
+            return ref
+        return ref.resolve(self, access)
+
+    def load(self, ref):
+        return self.v[self.slot(ref, "reads")]
+
+    def store(self, ref, value) -> None:
+        self.v[self.slot(ref, "writes")] = value
+
+    @property
+    def thread(self) -> str:
+        return self.layout.thread_name(self.tid) if self.tid is not None else "setup"
+
+    def report(self, kind: str, message: str) -> None:
+        """A bad event (use-after-free, self-deadlock, ...), raised by a kernel primitive."""
+        self.events.append((kind, message))
+
+    def choose(self, label: str, options):
+        """A nondeterministic choice: the explorer tries every option, in order."""
+        options = tuple(options)
+        if not options:
+            raise Blocked
+        n = len(self.made)
+        index = self.script[n] if n < len(self.script) else 0
+        self.made.append((label, options, index))
+        return options[index]
+
+    def maybe(self, label: str) -> bool:
+        """A yes/no event outside the model's control, such as ``need_resched()``."""
+        return self.choose(label, (False, True))
