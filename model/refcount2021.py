@@ -14,10 +14,12 @@ mm/pte_ref.c); mm/memory.c functions are the v5.14-era ones it changed.
 """
 from ptmc import DONE, Model, Param, Thread, Variant, numbered, step
 from ptmc.kernel.atomic import atomic_add, atomic_inc_not_zero, atomic_sub_and_test
-from ptmc.kernel.pgtable import (PageTables, pmd_lockptr, pmd_none, pmd_table, present,
+from ptmc.kernel.pgtable import (PageTables, pmd_clear, pmd_lockptr, pmd_none, pmd_table, present,
                                  pte_alloc_one, pte_free, pte_lockptr, pte_none, pte_offset_map,
                                  ptep_get, set_pte_at)
 from ptmc.kernel.spinlock import spin_lock, spin_unlock
+from ptmc.kernel.tlb import flush_tlb_mm_range
+from ptmc.smt import Counters
 
 
 def pte_refcount(table):
@@ -43,7 +45,8 @@ class PteUser(Thread):
             return "try_get_unlock"
         self.table = pmdval
 
-    @step("include/linux/pte_ref.h:pte_get_unless_zero")
+    @step("include/linux/pte_ref.h:pte_get_unless_zero",
+          effect={"when": "refcount != 0", "refcount": "refcount + 1", "refs": "refs + 1"})
     def get_unless_zero(self, s):
         # A count of zero means the last user is about to free the page: do not resurrect it.
         if atomic_inc_not_zero(s, pte_refcount(self.table)):
@@ -70,7 +73,8 @@ class PteUser(Thread):
         if not self.refs:
             return DONE
 
-    @step("include/linux/pte_ref.h:pte_put_many")
+    @step("include/linux/pte_ref.h:pte_put_many",
+          effect={"when": "refs >= 1", "refcount": "refcount - refs", "refs": "0"})
     def put(self, s):
         last = atomic_sub_and_test(s, pte_refcount(self.table), self.refs)
         self.refs = 0
@@ -84,13 +88,19 @@ class PteUser(Thread):
 
     @step("mm/pte_ref.c:free_user_pte_table")
     def free_clear_pmd(self, s):
-        s.pmd = None  # pmdp_huge_get_and_clear()
+        pmd_clear(s)  # pmdp_huge_get_and_clear()
 
     @step("mm/pte_ref.c:free_user_pte_table")
     def free_unlock(self, s):
         spin_unlock(s, pmd_lockptr(s))
 
     @step("mm/pte_ref.c:free_user_pte_table")
+    def flush_tlb(self, s):
+        # Before the page is reused, no CPU may still walk it through a cached pmd (GUP-fast
+        # holds the IPI off with IRQs disabled).
+        flush_tlb_mm_range(s)
+
+    @step("mm/pte_ref.c:free_user_pte_table", effect={"when": "refcount == 0", "live": "0"})
     def free_table(self, s):
         pte_free(s, self.table)
         return DONE
@@ -132,7 +142,8 @@ class Madvise(PteUser):
     def zap_pmd_range(self, s):
         return "try_get" if pmd_table(s.pmd) else DONE
 
-    @step("mm/memory.c:zap_pte_range")
+    @step("mm/memory.c:zap_pte_range",  # a non-none entry's reference passes to the zapper
+          effect={"when": "entries >= 1", "entries": "entries - 1", "refs": "refs + 1"})
     def zap(self, s):
         entry = self.table.entry(self.i)
         if not pte_none(s.load(entry)):
@@ -157,7 +168,8 @@ class Fault(PteUser):
         # pte_alloc_try_get(): a missing table is allocated, an existing one referenced.
         return "alloc" if pmd_none(s.pmd) else "try_get"
 
-    @step("mm/memory.c:__pte_alloc")
+    @step("mm/memory.c:__pte_alloc",  # a new page, born with our reference
+          effect={"when": "live == 0", "live": "1", "refcount": "1", "refs": "1"})
     def alloc(self, s):
         self.new = pte_alloc_one(s)
         atomic_add(s, pte_refcount(self.new), 1)  # pte_ref_init(): our visitor reference
@@ -178,14 +190,16 @@ class Fault(PteUser):
         if self.new is None:
             return "map"
 
-    @step("mm/memory.c:__pte_alloc")
+    @step("mm/memory.c:__pte_alloc", effect={"when": "refcount == 1 and refs == 1 and entries == 0",
+                                             "live": "0", "refcount": "0", "refs": "0"})
     def free_unpublished(self, s):
         # Another thread installed a table first; ours was never visible.
         pte_free(s, self.new)
         self.new = None
         return "try_get"
 
-    @step("include/linux/pte_ref.h:pte_get")
+    @step("include/linux/pte_ref.h:pte_get",  # only by a holder: never from zero
+          effect={"when": "refs >= 1", "refcount": "refcount + 1", "refs": "refs + 1"})
     def set_pte(self, s):
         # Only if the entry is still none (the pte_none recheck under the ptl).
         if not pte_none(ptep_get(s, self.table, 0)):
@@ -193,7 +207,9 @@ class Fault(PteUser):
         atomic_add(s, pte_refcount(self.table), 1)  # the entry's reference, taken first
         self.refs += 1
 
-    @step("mm/memory.c:do_anonymous_page")
+    @step("mm/memory.c:do_anonymous_page",  # the reference just taken passes to the entry
+          effect={"when": "refs >= 1 and entries < PTRS_PER_PTE", "entries": "entries + 1",
+                  "refs": "refs - 1"})
     def set_pte_at(self, s):
         set_pte_at(s, self.table, 0, present(self.page))
         self.refs -= 1  # handed to the entry
@@ -203,8 +219,30 @@ class Fault(PteUser):
         return "pte_alloc"  # the table went away meanwhile: allocate a new one
 
 
+class PerTable(Counters):
+    """Per PTE page: pte_refcount == non-none entries + references threads own (pte_ref.rst 2)."""
+
+    page = ("live", "refcount", "entries")
+    thread = ("refs",)  # a thread's references to the page: visitor, and entries it zapped
+    sums = {"visitors": "refs"}
+    sizes = {"PTRS_PER_PTE": "entries"}
+    domain = "0 <= live <= 1 and 0 <= entries <= PTRS_PER_PTE and refcount >= 0"
+    invariant = "refcount == entries + visitors if live else refcount == 0 and entries == 0 and visitors == 0"
+
+    def of_page(self, page):
+        return {"live": int(page.live), "refcount": page.field("pte_refcount"),
+                "entries": sum(not pte_none(e) for e in page.entries)}
+
+    def of_thread(self, t, page):
+        # A fault's page that is not yet installed holds the reference pte_ref_init() gave it.
+        unpublished = getattr(t, "new", None) == page.ptr
+        return {"refs": (t.refs if t.table == page.ptr else 0) + unpublished}
+
+
 class Refcount2021(Model):
     """2021 pte_refcount series: atomic per-page reference count, freed at zero."""
+
+    counters = PerTable()
 
     entries = Param(2, "entries per PTE table (PTRS_PER_PTE; z3 covers 512)")
     pages = Param(3, "PTE pages the allocator can hand out")

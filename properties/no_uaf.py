@@ -9,6 +9,6 @@ and a walker still holding a pointer to it reads or corrupts someone else's memo
 """
 from ptmc.properties import never
 
-MODEL = "../model/refcount2021.py"
+MODEL = "../model/reclaim.py"
 
-CHECKS = [never("use-after-free")]
+CHECKS = [never("use-after-free"), never("double-free")]

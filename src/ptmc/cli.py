@@ -28,6 +28,9 @@ class _Group(click.Group):
             ctx.exit(2)
         except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
             raise
+        except BrokenPipeError:  # e.g. piped into head: nothing more to say
+            sys.stderr.close()
+            ctx.exit(1)
         except Exception as e:  # noqa: BLE001
             if os.environ.get("PTMC_DEBUG"):
                 raise
@@ -40,8 +43,15 @@ def main():
     """ptmc: a model checker for the Linux kernel's page-table reclaim protocol."""
 
 
+_last_line = [0.0]
+
+
 def _progress(states, transitions, depth, frontier, seconds):
-    end = "\r" if sys.stderr.isatty() else "\n"
+    tty = sys.stderr.isatty()
+    if not tty and seconds - _last_line[0] < 10:
+        return  # a log, not a terminal: one line every ten seconds
+    _last_line[0] = seconds
+    end = "\r" if tty else "\n"
     click.echo(f"  {states:,} states  {states / max(seconds, 1e-9):,.0f} states/s  frontier {frontier:,}"
                f"  depth {depth}  {seconds:.0f}s", err=True, nl=False)
     click.echo(end, err=True, nl=False)

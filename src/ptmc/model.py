@@ -37,6 +37,7 @@ class StepInfo:
     kernel_function: str
     fn: object
     effect: dict | None  # symbolic counter effect, for the z3 link (see smt/)
+    owner: type  # the class that defines the step: fall-through stays within it
 
 
 def step(kernel_function: str, *, effect: dict | None = None):
@@ -99,7 +100,7 @@ class Thread:
             if klass is Thread or not issubclass(klass, Thread):
                 continue
             for local in klass.__dict__.get("__annotations__", {}):
-                values[local] = klass.__dict__.get(local)
+                values[local] = getattr(cls, local, None)  # a subclass may override the initial value
         return values
 
     @classmethod
@@ -114,7 +115,7 @@ class Thread:
                 mark = getattr(fn, "_ptmc_step", None)
                 if mark and attr not in seen:
                     seen.add(attr)
-                    steps.append(StepInfo(attr, mark[0], fn, mark[1]))
+                    steps.append(StepInfo(attr, mark[0], fn, mark[1], klass))
         if not steps:
             raise ModelError(f"thread {cls.__name__} has no @step")
         cls._ptmc_steps = steps
@@ -234,4 +235,4 @@ def load_model_class(path) -> type[Model]:
 
 def same_class(a: StepInfo, b: StepInfo) -> bool:
     """Both steps are defined by the same class (fall-through stays within a class)."""
-    return a.fn.__qualname__.rsplit(".", 1)[0] == b.fn.__qualname__.rsplit(".", 1)[0]
+    return a.owner is b.owner

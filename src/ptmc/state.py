@@ -159,7 +159,8 @@ class Mem:
 
     def report(self, kind: str, message: str) -> None:
         """A bad event (use-after-free, self-deadlock, ...), raised by a kernel primitive."""
-        self.events.append((kind, message))
+        if (kind, message) not in self.events:  # e.g. a lock's load and store of one freed page
+            self.events.append((kind, message))
 
     def choose(self, label: str, options):
         """A nondeterministic choice: the explorer tries every option, in order."""

@@ -42,15 +42,15 @@ def write_counterexample(result: Result, out_dir) -> list[Path]:
     """The violation as text diagram, DOT, SVG (when graphviz's dot is installed) and JSON."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    stem = out / "-".join([result.property, result.model, *result.variants])
+    stem = "-".join([result.property, result.model, *result.variants])
     written = []
     for suffix, text in ((".txt", render_text.render(result)), (".json", render_json.render(result)),
                          (".dot", render_dot.render(result))):
-        path = stem.with_suffix(suffix)
+        path = out / f"{stem}{suffix}"
         path.write_text(text)
         written.append(path)
     try:
-        svg = stem.with_suffix(".svg")
+        svg = out / f"{stem}.svg"
         svg.write_bytes(render_dot.render_svg(written[-1].read_text()))
         written.append(svg)
     except graphviz.ExecutableNotFound:
@@ -94,7 +94,7 @@ def describe(path: Path) -> str:
     doc = (cls.__doc__ or "").strip().splitlines()
     lines = [f"model {cls.name}: {doc[0] if doc else ''}", "  parameters:"]
     for name, p in cls.params().items():
-        lines.append(f"    {name}={p.default!r:<6} {p.help}")
+        lines.append(f"    {f'{name}={p.default!r}':<24} {p.help}")
     lines.append("  variants:" if cls.variants() else "  variants: none")
     for name, v in cls.variants().items():
         lines.append(f"    {name:<22} {v.help}")

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from ..errors import ModelError
 from ..result import HOLDS, INCONCLUSIVE, VIOLATED
+from ..smt.link import effect_link
 from .system import System, Transition
 
 
@@ -80,6 +81,9 @@ def explore(system: System, checks, max_states: int | None = None, progress=None
     start = time.monotonic()
     transitions = deadlocks = depth = 0
     found = _invariant_failure(system, invariants, system.initial, 0, None, -1)
+    link = effect_link(system)  # declared step effects vs code, for models with counters (smt/link.py)
+    if found is None and link is not None and (message := link.initial(system.initial)):
+        found = Found(link.check, message, 0, 0)
     level_end, i, reason = 1, 0, ""
     next_report = start + 1.0
     states = store.states
@@ -109,6 +113,9 @@ def explore(system: System, checks, max_states: int | None = None, progress=None
                             found = Found(check, message, depth + 1, i, tr, nxt)
                             break
                     if found is not None:
+                        break
+                    if link is not None and (message := link.transition(state, tr, nxt)):
+                        found = Found(link.check, message, depth + 1, i, tr, nxt)
                         break
                     if store.add(nxt, i) and invariants:
                         found = _invariant_failure(system, invariants, nxt, depth + 1, tr, i)

@@ -14,6 +14,7 @@ from ..errors import ModelError
 from ..state import OOPS, Stop
 from .rcu import rcu_head_cell
 from .spinlock import show_holder, spinlock_init
+from .tlb import tlb_init, tlb_may_walk, tlb_unlinked
 
 HUGE = "huge"  # a pmd mapping a huge page (pmd_trans_huge)
 ZERO_PAGE = 0  # data page 0 is the shared zero page
@@ -105,6 +106,8 @@ class PageTables:
         self.entries, self.split_ptlocks = entries, split_ptlocks
         layout.cell("pmd", None)
         spinlock_init(mem, "pml")
+        layout.cell("nr_ptes", 0)  # mm->nr_ptes: PTE pages linked into the mm
+        tlb_init(layout)
         self.base, self.defaults = [], []
         for k in range(pages):
             base = layout.cell(f"pt{k}.state", False, shown=lambda v, _: "allocated" if v else "free")
@@ -141,7 +144,13 @@ def pte_alloc_one(s) -> PT:
 def pte_free(s, ptr: PT) -> None:
     """Return a PTE page to the page allocator (pagetable_dtor + free)."""
     tables = s.layout.objects["pgtables"]
-    base = ptr.field("state").resolve(s, "frees")
+    base = tables.base[ptr[0]]
+    if not s.load(base) or s.load(base + 1) != ptr[1]:
+        s.report("double-free", f"{s.thread} frees {ptr}, which is already free")
+        return
+    if tlb_may_walk(s, ptr[0]):
+        s.report("use-after-free", f"{s.thread} frees {ptr} while a CPU's paging-structure cache may "
+                                   "still walk it: no TLB flush since it was unlinked")
     tables.reset(s, ptr[0])
     s.store(base, False)
 
@@ -185,11 +194,56 @@ def ptep_get(s, table: PT, i: int):
 
 def set_pte_at(s, table: PT, i: int, pte) -> None:
     s.store(table.entry(i), pte)
+    if s.tid is not None and not pmd_same(s.pmd, table):  # a ghost check, not a kernel access
+        s.report("pte-in-unlinked-table", f"{s.thread} writes {table}.e{i} := {pte}, but the pmd no "
+                                          f"longer links {table}")
 
 
 def pte_clear(s, table: PT, i: int) -> None:
     s.store(table.entry(i), None)
 
 
+def pmd_populate(s, table: PT) -> None:
+    """Link a PTE page into the pmd: it becomes visible to every walker."""
+    s.pmd = table
+
+
+def pmd_clear(s):
+    """Unlink the PTE page from the pmd; returns the old pmd value."""
+    old = s.pmd
+    s.pmd = None
+    if pmd_table(old):
+        tables = s.layout.objects["pgtables"]
+        # Ghost checks: a mapping must not be lost with the table, and until the next TLB
+        # flush a CPU may still walk the table through its paging-structure cache.
+        base = tables.base[old[0]]
+        if any(s.v[base + tables.offset[f"e{i}"]] is not None for i in range(tables.entries)):
+            s.report("unlink-mapped-table", f"{s.thread} unlinks {old}, which still maps a page")
+        tlb_unlinked(s, old[0])
+    return old
+
+
+def mm_inc_nr_ptes(s) -> None:
+    s.nr_ptes += 1
+
+
+def mm_dec_nr_ptes(s) -> None:
+    s.nr_ptes -= 1
+
+
 def pte_none(pte) -> bool:
     return pte is None
+
+
+def linked_entries(s) -> list:
+    """The entries of the PTE page the pmd links (none if it links none): for properties."""
+    if not pmd_table(s.pmd):
+        return []
+    tables = s.layout.objects["pgtables"]
+    base = tables.base[s.pmd[0]]
+    return [s.v[base + tables.offset[f"e{i}"]] for i in range(tables.entries)]
+
+
+def allocated_pages(s) -> list[int]:
+    """Indices of the PTE pages currently allocated: for properties."""
+    return [page for page, base in enumerate(s.layout.objects["pgtables"].base) if s.v[base]]

@@ -15,12 +15,16 @@ def step_lines(result: Result, n: int, st: TraceStep) -> list[str]:
     lines = [head]
     own = f"{st.thread}."
     for label, value in st.choices:
-        lines.append(f"  {label} = {value}")
+        if value != "false":  # a yes/no choice is shown only when the unusual thing happened
+            lines.append(f"  {label} = {value}")
+    finished = st.changes.get(f"{st.thread}.pc", ("", ""))[1] in ("done", "hung", "oops")
     for name, (before, after) in st.changes.items():
         if name == f"{st.thread}.pc":
-            if after in ("hung", "oops"):
+            if finished:
                 lines.append(f"  -> {after}")
             continue
+        if finished and name.startswith(own):
+            continue  # a finished thread's locals are reset; that is not news
         if name.endswith(".pc"):
             continue
         name = name[len(own):] if name.startswith(own) else name

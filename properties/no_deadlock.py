@@ -1,0 +1,13 @@
+"""No deadlock.
+
+No state in which a thread that has not finished can never move again: no cycle of threads
+each waiting for a lock another holds (the ptl -> pml order of the reclaim fast path is why it
+may only spin_trylock the pmd lock), and no thread taking a lock it already holds (with
+CONFIG_SPLIT_PTE_PTLOCKS off, ptl and pml are the same lock, which every "ptl != pml" branch of
+the code must respect).
+"""
+from ptmc.properties import deadlock_free, never
+
+MODEL = "../model/reclaim.py"
+
+CHECKS = [never("self-deadlock"), deadlock_free()]

@@ -1,0 +1,25 @@
+"""Local IRQ disabling and IPIs (kernel/smp.c:smp_call_function).
+
+An IPI sent with wait=1 completes once every other CPU has run the handler. A CPU with IRQs
+disabled holds it off; a CPU merely inside rcu_read_lock() does not (IRQs stay enabled there),
+which is why an IPI is no substitute for an RCU grace period.
+"""
+from ..state import Blocked
+
+
+def irq_init(layout) -> None:
+    layout.cell("irqs_off", (), shown=lambda v, lay: ",".join(lay.thread_name(t) for t in v) or "none")
+
+
+def local_irq_disable(s) -> None:
+    s.irqs_off = tuple(sorted(s.irqs_off + (s.tid,)))
+
+
+def local_irq_enable(s) -> None:
+    s.irqs_off = tuple(t for t in s.irqs_off if t != s.tid)
+
+
+def smp_call_function_wait(s) -> None:
+    """Blocked while another CPU has IRQs disabled; otherwise every CPU has taken the IPI."""
+    if any(t != s.tid for t in s.irqs_off):
+        raise Blocked

@@ -1,0 +1,126 @@
+"""The link between exploration and proof: the code does what its declared effect says.
+
+For a model that declares counters, the explorer calls ``Link.transition`` on every transition
+it takes: the counters of every PTE page, measured before and after the concrete step, must be
+unchanged or changed exactly as one of the step's declared effects says, evaluated on the
+state before (its ``when`` true there). A step that changes a counter and declares no effect
+is reported the same way. ``Link.initial`` checks that the initial state satisfies the
+counting invariant. With z3's proof that every declared effect preserves the invariant
+(effects.py), the explored instance and the symbolic proof describe one model.
+"""
+from __future__ import annotations
+
+from ..properties import Check
+from .counters import meter
+from .effects import alternatives
+
+CHECK = Check("effects", "effects match code",
+              "every step changes the declared counters exactly as its declared effect says")
+
+
+def effect_link(system) -> "Link | None":
+    """The link for ``system``'s model, or None when it declares no counters."""
+    counters = getattr(system.model, "counters", None)
+    return Link(system, counters) if counters is not None else None
+
+
+class Link:
+    check = CHECK
+
+    def __init__(self, system, counters):
+        self.system, self.counters = system, counters
+        self.compiled = counters.compiled(system.model)
+        self.consts = self.compiled.constants(system.model)
+        self._cached = (None, None)  # the state being expanded and its measure
+        self.meter = meter(counters, system.layout, system.model)
+        self._page_of = {slot: k for k, slots in enumerate(self.meter.page_slots) for slot in slots}
+        self._locals = [frozenset(slots) for slots in system.layout.local_slots]
+
+    def _measure(self, state):
+        if self._cached[0] is not state:
+            self._cached = (state, self.meter.measure(state))
+        return self._cached[1]
+
+    def _touched(self, state, nxt, tid) -> set:
+        """Pages whose counters the transition may have changed: those whose cells it wrote, or
+        every page when the thread's locals changed (they say which page it holds)."""
+        touched = set()
+        for slot, (a, b) in enumerate(zip(state, nxt)):
+            if a is not b and a != b:
+                if slot in self._locals[tid]:
+                    return set(self._page_of.values())
+                if slot in self._page_of:
+                    touched.add(self._page_of[slot])
+        return touched
+
+    def initial(self, state) -> str | None:
+        for page, values, _ in self._measure(state):
+            env = {**self.consts, **values}
+            for what, expr in (("domain", self.compiled.domain), ("invariant", self.compiled.invariant)):
+                if not expr.value(env):
+                    return f"the initial state breaks the counting {what} on {page} ({expr}): {_values(values)}"
+        return None
+
+    def transition(self, state, tr, nxt) -> str | None:
+        touched = self._touched(state, nxt, tr.tid)
+        if not touched:
+            return None
+        before = [m for m in self._measure(state) if m[0].index in touched]
+        after = self.meter.measure(nxt, touched)
+        step = self.system.step_info(tr)
+        alts = alternatives(step, self.compiled)
+        for (page, vb, tb), (_, va, ta) in zip(before, after):
+            old, new = {**vb, **tb[tr.tid]}, {**va, **ta[tr.tid]}
+            if old == new:
+                continue
+            expected = [(alt, self._apply(alt, old)) for alt in alts]
+            if any(exp == new for _, exp in expected if exp is not None):
+                continue
+            thread = self.system.threads[tr.tid].name
+            head = f"{thread}.{step.name} ({step.kernel_function}) changed {page}: {_diff(old, new)}"
+            if not alts:
+                return f"{head}, but declares no effect"
+            held = [f"'{alt}' expects {_diff(old, exp) or 'no change'}" for alt, exp in expected if exp is not None]
+            if not held:
+                return f"{head}, but no declared effect applies (each 'when' is false): " + "; ".join(map(str, alts))
+            return f"{head}; declared: " + "; or ".join(held)
+        return None
+
+    def _apply(self, alt, old: dict) -> dict | None:
+        """The counters after ``alt``, or None when its condition is false before the step."""
+        env = {**self.consts, **old}
+        if alt.when is not None and not alt.when.value(env):
+            return None
+        out = dict(old)
+        for name, expr in alt.updates.items():
+            out[name] = expr.value(env)
+        for total, source in self.counters.sums.items():
+            out[total] = old[total] + out[source] - old[source]
+        return out
+
+
+def _diff(old: dict, new: dict) -> str:
+    return ", ".join(f"{n} {old[n]}->{new[n]}" for n in old if old[n] != new[n])
+
+
+def _values(values: dict) -> str:
+    return ", ".join(f"{n}={v}" for n, v in values.items())
+
+
+def counting_invariant(name: str = "counting invariant", description: str | None = None) -> Check:
+    """A property check: the model's declared counting invariant holds on every PTE page in
+    every reachable state (the explored counterpart of the inductive proof)."""
+
+    def check(s):
+        counters = getattr(s.model, "counters", None)
+        if counters is None:
+            return f"model {type(s.model).name} declares no counters"
+        compiled = counters.compiled(s.model)
+        consts = compiled.constants(s.model)
+        for page, values, _ in meter(counters, s.layout, s.model).measure(tuple(s.v)):
+            if not compiled.invariant.value({**consts, **values}):
+                return f"{page}: {compiled.invariant} is false: {_values(values)}"
+        return True
+
+    return Check("invariant", name, description or "the model's declared counting invariant holds "
+                 "on every PTE page in every reachable state", fn=check)

@@ -1,0 +1,43 @@
+"""Shared helpers for the ptmc test suite.
+
+Small models are defined inside the tests themselves; these helpers only run them and look at
+what was reached.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ptmc.explore import System, explore
+
+ROOT = Path(__file__).resolve().parent.parent
+PROPERTY = ROOT / "properties" / "no_uaf.py"
+MODEL = ROOT / "model" / "refcount2021.py"
+GOLDEN = Path(__file__).resolve().parent / "golden"
+
+
+def reachable(model) -> list[dict]:
+    """Every reachable state of ``model``, as {variable name: raw value}, in BFS order.
+
+    Thread program counters appear as ``<thread>.pc`` holding the *name* of the next step
+    (or "done" / "hung" / "oops"), so tests can say where a thread is without pc numbers.
+    """
+    system = System(model)
+    ex = explore(system, [])
+    assert ex.verdict == "holds", ex.reason
+    layout = system.layout
+    out = []
+    for state in ex.store.states:
+        d = dict(zip(layout.names, state))
+        for slot in layout.pc_slot:
+            d[layout.names[slot]] = layout.show_slot(slot, state[slot])
+        out.append(d)
+    return out
+
+
+@pytest.fixture
+def in_repo(monkeypatch):
+    """Run with the repository root as the working directory (``ptmc list`` scans cwd)."""
+    monkeypatch.chdir(ROOT)
+    return ROOT
