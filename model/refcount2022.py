@@ -193,7 +193,8 @@ class Fault(Thread):
         if self.new is None:
             return "map"
 
-    @step("mm/memory.c:pmd_install", effect={"when": "mapped == 0 and zero == 0", "live": "0"})
+    @step("mm/memory.c:pmd_install", effect={"when": "live and mapped == 0 and zero == 0",
+                                            "live": "0"})
     def free_unpublished(self, s):
         pte_free(s, self.new)  # another thread installed a table first
         self.new = None
@@ -209,8 +210,8 @@ class Fault(Thread):
         spin_lock(s, pte_lockptr(s, self.table))
 
     @step("mm/memory.c:do_anonymous_page", effect=[
-        {"when": "entries < PTRS_PER_PTE", "entries": "entries + 1", "mapped": "mapped + 1"},
-        {"when": "entries < PTRS_PER_PTE", "entries": "entries + 1", "mapped": "mapped + 1",
+        {"when": "live and entries < PTRS_PER_PTE", "entries": "entries + 1", "mapped": "mapped + 1"},
+        {"when": "live and entries < PTRS_PER_PTE", "entries": "entries + 1", "mapped": "mapped + 1",
          "zeroes": "zeroes + 1", "zero": "zero + 1"}])
     def set_pte(self, s):
         i = self.model.entries - 1
@@ -221,7 +222,8 @@ class Fault(Thread):
             return "wp_page_copy"  # do_wp_page(): copy-on-write of the zero page
         return "unlock"
 
-    @step("mm/memory.c:wp_page_copy", effect={"when": "zeroes >= 1", "zeroes": "zeroes - 1", "zero": "zero - 1"})
+    @step("mm/memory.c:wp_page_copy", effect={"when": "live and zeroes >= 1",
+                                              "zeroes": "zeroes - 1", "zero": "zero - 1"})
     def wp_page_copy(self, s):
         i = self.model.entries - 1
         ptep_get_and_clear(s, self.table, i)  # ptep_clear_flush_notify()
@@ -263,8 +265,8 @@ class Zap(Thread):
         return "zap_batched" if self.model.refcount_outside_ptl else "zap"
 
     @step("mm/memory.c:zap_pte_range", effect=[  # ptep_get_and_clear_full() -> track_pte_clear()
-        {"when": "entries > zeroes", "entries": "entries - 1", "mapped": "mapped - 1"},
-        {"when": "zeroes >= 1", "entries": "entries - 1", "mapped": "mapped - 1",
+        {"when": "live and entries > zeroes", "entries": "entries - 1", "mapped": "mapped - 1"},
+        {"when": "live and zeroes >= 1", "entries": "entries - 1", "mapped": "mapped - 1",
          "zeroes": "zeroes - 1", "zero": "zero - 1"}])
     def zap(self, s):
         if not pte_none(ptep_get(s, self.table, self.i)):
@@ -273,8 +275,8 @@ class Zap(Thread):
         return "zap" if self.i < self.model.entries else "unlock"
 
     @step("mm/memory.c:zap_pte_range", effect=[  # cleared, counted for after the unlock
-        {"when": "entries > zeroes", "entries": "entries - 1", "nr_mapped": "nr_mapped + 1"},
-        {"when": "zeroes >= 1", "entries": "entries - 1", "zeroes": "zeroes - 1",
+        {"when": "live and entries > zeroes", "entries": "entries - 1", "nr_mapped": "nr_mapped + 1"},
+        {"when": "live and zeroes >= 1", "entries": "entries - 1", "zeroes": "zeroes - 1",
          "nr_mapped": "nr_mapped + 1", "nr_zero": "nr_zero + 1"}])
     def zap_batched(self, s):
         pte = ptep_get(s, self.table, self.i)
@@ -297,7 +299,7 @@ class Zap(Thread):
         self.old = s.load(pte_refcount(self.table))
 
     @step("mm/pte_ref.c:pte_refcount_sub", effect={
-        "when": "refcount_outside_ptl", "mapped": "old_mapped - nr_mapped", "zero": "old_zero - nr_zero",
+        "when": "refcount_outside_ptl and live", "mapped": "old_mapped - nr_mapped", "zero": "old_zero - nr_zero",
         "nr_mapped": "0", "nr_zero": "0", "old_mapped": "0", "old_zero": "0"})
     def account_store(self, s):
         ref = s.model.pte_ref
@@ -361,7 +363,7 @@ class FreePtes(Thread):
     # pte_free_debug() BUG()s here under CONFIG_DEBUG_VM if an entry is neither none nor the
     # zero page; properties/refcount2022_no_lost_mapping.py checks that before the page goes.
     @step("mm/pte_ref.c:kfreeptd_pmd_entry", effect={
-        "when": "(mapped == 0 or zero == PTRS_PER_PTE) and pending_mapped == 0 and pending_zero == 0",
+        "when": "live and (mapped == 0 or zero == PTRS_PER_PTE) and pending_mapped == 0 and pending_zero == 0",
         "live": "0", "entries": "0", "zeroes": "0", "mapped": "0", "zero": "0"})
     def free(self, s):
         mm_dec_nr_ptes(s)

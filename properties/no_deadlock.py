@@ -9,5 +9,6 @@ the code must respect).
 from ptmc.properties import deadlock_free, never
 
 MODEL = "../model/reclaim.py"
+MODELS = ["../model/refcount2021.py"]
 
 CHECKS = [never("self-deadlock"), deadlock_free()]

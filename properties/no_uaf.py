@@ -10,5 +10,6 @@ and a walker still holding a pointer to it reads or corrupts someone else's memo
 from ptmc.properties import never
 
 MODEL = "../model/reclaim.py"
+MODELS = ["../model/refcount2021.py"]
 
 CHECKS = [never("use-after-free"), never("double-free")]

@@ -681,7 +681,7 @@ def test_taking_ptl_of_freed_page_is_use_after_free():
 
     r = check_model(make_model(pool_init(), lambda: [Late("t")]), [never("use-after-free")])
     assert r.trace[-1].step == "lock"
-    assert r.violation.message == "t reads pt0.ptl, but pt0 is free"
+    assert r.violation.message == "t takes pt0.ptl, but pt0 is free"
 
 
 # --------------------------------------------------------------------------------------------

@@ -11,10 +11,13 @@ from pathlib import Path
 
 import click
 
-from . import workflow
+from . import docgen, workflow
 from .errors import PtmcError
+from .model import load_model_class
 from .render import json as render_json
+from .render import table as render_table
 from .render import text as render_text
+from .smt.obligations import DEFAULT_TIMEOUT
 
 
 class _Group(click.Group):
@@ -65,12 +68,14 @@ def _progress(states, transitions, depth, frontier, seconds):
 @click.option("--max-states", type=click.IntRange(min=1), help="Stop as inconclusive after this many states.")
 @click.option("--out", "out_dir", default="out", show_default=True, type=click.Path(file_okay=False),
               help="Where counterexamples are written.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=DEFAULT_TIMEOUT,
+              show_default=True, help="Solver time-out per z3 obligation, seconds (a time-out is inconclusive).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
-def check(property_file, model_path, variants, settings, max_states, out_dir, as_json):
+def check(property_file, model_path, variants, settings, max_states, out_dir, timeout, as_json):
     """Explore every interleaving of the model and check PROPERTY_FILE (and its z3 obligations)."""
     result = workflow.check(property_file, model_path=model_path, variants=variants,
                             settings=workflow.parse_settings(settings), max_states=max_states,
-                            progress=_progress)
+                            progress=_progress, timeout=timeout)
     written = workflow.write_counterexample(result, out_dir) if result.violation else []
     if as_json:
         click.echo(render_json.render(result), nl=False)
@@ -85,8 +90,61 @@ def check(property_file, model_path, variants, settings, max_states, out_dir, as
     sys.exit(result.exit_code)
 
 
+@main.command()
+@click.argument("property_file", type=click.Path(dir_okay=False))
+@click.option("--variant", "variants", multiple=True, metavar="NAME",
+              help="Reason about this variant of the obligations' models (repeatable).")
+@click.option("--set", "settings", multiple=True, metavar="NAME=VALUE",
+              help="Set an obligation parameter, e.g. ptrs_per_pte=2048 (repeatable).")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=DEFAULT_TIMEOUT,
+              show_default=True, help="Solver time-out per obligation, seconds (a time-out is inconclusive).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
+def prove(property_file, variants, settings, timeout, as_json):
+    """Prove only the z3 obligations of PROPERTY_FILE (no exploration)."""
+    result = workflow.prove(property_file, variants=variants, settings=workflow.parse_settings(settings),
+                            timeout=timeout)
+    click.echo((render_json if as_json else render_text).render(result), nl=False)
+    sys.exit(result.exit_code)
+
+
+@main.command()
+@click.argument("property_file", type=click.Path(dir_okay=False))
+@click.option("--view", type=click.Choice(["full", "trace", "pcs"]), default="pcs", show_default=True,
+              help="full: every state; trace: the counterexample's neighbourhood; pcs: quotient by "
+                   "where each thread is.")
+@click.option("--model", "model_path", type=click.Path(dir_okay=False), help="Model file (default: the property's).")
+@click.option("--variant", "variants", multiple=True, metavar="NAME", help="Check this variant (repeatable).")
+@click.option("--set", "settings", multiple=True, metavar="NAME=VALUE", help="Set a model parameter (repeatable).")
+@click.option("--max-states", type=click.IntRange(min=1), help="Stop exploring after this many states.")
+@click.option("--out", "out_dir", default="out", show_default=True, type=click.Path(file_okay=False))
+def graph(property_file, view, model_path, variants, settings, max_states, out_dir):
+    """Export the state graph of PROPERTY_FILE's model as GraphML and DOT (networkx)."""
+    summary, paths = workflow.graph(property_file, view, out_dir, model_path=model_path,
+                                    variants=variants, settings=workflow.parse_settings(settings),
+                                    max_states=max_states, progress=_progress)
+    click.echo(summary)
+    for path in paths:
+        click.echo(f"wrote {path}")
+
+
 @main.command(name="list")
 @click.argument("file", required=False, type=click.Path(dir_okay=False))
-def list_(file):
+@click.option("--verdicts", is_flag=True,
+              help="Check every property on every model and variant; print a markdown table.")
+def list_(file, verdicts):
     """List models and properties, or the parameters, variants and checks of FILE."""
+    if verdicts:
+        def done(r):
+            click.echo(f"  {r.property} on {r.model} {','.join(r.variants)} "
+                       f"{r.params.get('split_ptlocks', '')}: {r.verdict}, {r.states} states, "
+                       f"{r.seconds:.1f}s", err=True)
+        click.echo(render_table.render(workflow.verdict_matrix(Path.cwd(), progress=done)), nl=False)
+        return
     click.echo(workflow.describe(Path(file)) if file else workflow.catalogue(Path.cwd()), nl=False)
+
+
+@main.command()
+@click.argument("model_file", type=click.Path(dir_okay=False))
+def doc(model_file):
+    """Print MODEL_FILE's reference: every thread's steps with their kernel functions."""
+    click.echo(docgen.model_reference(load_model_class(model_file)), nl=False)

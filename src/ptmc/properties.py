@@ -3,6 +3,7 @@
 A property file is plain Python whose docstring explains the property in kernel terms:
 
     MODEL = "../model/refcount2021.py"   # relative to the property file; --model overrides
+    MODELS = ["../model/other.py"]       # optional: other models it applies to (verdict table)
     PARAMS = {"entries": 2}              # optional defaults for the model's parameters
     VARIANTS = []                        # optional variants checked by default
     CHECKS = [never("use-after-free")]
@@ -60,6 +61,7 @@ class Property:
     path: str
     doc: str
     model_path: str
+    also_models: list
     params: dict
     variants: list
     checks: list[Check]
@@ -83,6 +85,7 @@ def load_property(path) -> Property:
         path=str(path),
         doc=(module.__doc__ or "").strip(),
         model_path=str((path.parent / model).resolve()) if model else "",
+        also_models=[str((path.parent / m).resolve()) for m in getattr(module, "MODELS", [])],
         params=dict(getattr(module, "PARAMS", {})),
         variants=list(getattr(module, "VARIANTS", [])),
         checks=list(checks),

@@ -43,6 +43,8 @@ class Result:
     reason: str = ""  # why inconclusive
     deadlocks: int = 0  # deadlocked states seen (reported even when not checked)
     obligations: list = field(default_factory=list)  # smt.ObligationResult
+    explored: bool = True  # False when only z3 obligations ran (ptmc prove)
+    explored_verdict: str = ""  # exploration's own verdict, when obligations also ran
 
     @property
     def exit_code(self) -> int:

@@ -6,13 +6,20 @@ from pathlib import Path
 import graphviz
 
 from .errors import PtmcError
-from .explore import check_model
+import networkx as nx
+
+from .explore import check_model, explore_model
+from .explore import graph as state_graphs
 from .model import Model, load_model_class, load_module
 from .properties import load_property
 from .render import dot as render_dot
 from .render import json as render_json
+from .render import stategraph as render_stategraph
 from .render import text as render_text
-from .result import Result
+from .result import HOLDS, INCONCLUSIVE, VIOLATED, Result
+from .smt.link import CHECK as LINK_CHECK
+from .smt.obligations import known_params
+from .smt.obligations import verdict as smt_verdict
 
 
 def parse_settings(settings) -> dict:
@@ -30,12 +37,104 @@ def instantiate(model_path, params: dict, variants) -> Model:
 
 
 def check(property_file, *, model_path=None, variants=(), settings=None, max_states=None,
-          progress=None) -> Result:
+          progress=None, timeout=None, explore=True) -> Result:
+    """Explore the property's model against its checks (unless ``explore`` is false) and prove
+    its z3 obligations; the verdict is violated if either fails, inconclusive if either could
+    not finish (state limit, solver time-out) and nothing failed."""
     prop = load_property(property_file)
-    model = instantiate(model_path or prop.model_path, {**prop.params, **(settings or {})},
-                        [*prop.variants, *variants])
-    return check_model(model, prop.checks, property_name=prop.name, max_states=max_states,
-                       progress=progress)
+    model_file = model_path or prop.model_path or None
+    model_cls = load_model_class(model_file) if model_file else None
+    obligations = prop.obligations
+    model_settings, obligation_settings = _split_settings(prop, model_cls, obligations, settings or {})
+    for o in obligations:
+        o.bind(base=Path(prop.path).parent, model_path=model_file, model_params=model_settings)
+    all_variants = [*prop.variants, *variants]
+    model_variants = _split_variants(prop, model_cls, obligations, all_variants)
+    if explore and prop.checks:
+        model = model_cls(model_settings, model_variants)
+        result = check_model(model, prop.checks, property_name=prop.name, max_states=max_states,
+                             progress=progress)
+        if getattr(model, "counters", None) is not None:
+            result.checks.append(LINK_CHECK.name)  # the explorer checked it on every transition
+    else:
+        result = Result(property=prop.name, model=model_cls.name if model_cls else "",
+                        variants=sorted(set(all_variants)), params={}, threads=[], verdict=HOLDS,
+                        states=0, transitions=0, depth=0, seconds=0.0, explored=False)
+    if obligations:
+        result.obligations = [o.run(obligation_settings, variants=all_variants, timeout=timeout)
+                              for o in obligations]
+        result.explored_verdict = result.verdict
+        result.verdict = _combine(result.verdict, smt_verdict(result.obligations))
+    return result
+
+
+def prove(property_file, *, variants=(), settings=None, timeout=None) -> Result:
+    """Only the property's z3 obligations."""
+    prop = load_property(property_file)
+    if not prop.obligations:
+        raise PtmcError(f"{prop.path}: declares no OBLIGATIONS")
+    return check(property_file, variants=variants, settings=settings, timeout=timeout, explore=False)
+
+
+def _split_settings(prop, model_cls, obligations, settings) -> tuple[dict, dict]:
+    """``--set`` values (over the property's PARAMS) for the model and for the obligations; a
+    name neither takes is an error."""
+    model_known = set(model_cls.params()) if model_cls else set()
+    obligation_known = known_params(obligations)
+    merged = {**prop.params, **settings}
+    unknown = [n for n in merged if n not in model_known and n not in obligation_known]
+    if unknown:
+        known = sorted(model_known | set(obligation_known))
+        raise PtmcError(f"unknown parameter {unknown[0]!r} for {_what(prop, model_cls, obligations)}"
+                        f" (known: {', '.join(known) or 'none'})")
+    return ({n: v for n, v in merged.items() if n in model_known},
+            {n: v for n, v in merged.items() if n in obligation_known})
+
+
+def _split_variants(prop, model_cls, obligations, variants) -> list:
+    """The variants the explored model takes; a variant that neither the model nor an
+    obligation's model knows is an error."""
+    model_known = set(model_cls.variants()) if model_cls else set()
+    known = set(model_known)
+    for name in variants:
+        if name not in known:
+            known |= {v for o in obligations for v in o.variants_known()}
+        if name not in known:
+            raise PtmcError(f"unknown variant {name!r} for {_what(prop, model_cls, obligations)}"
+                            f" (known: {', '.join(sorted(known)) or 'none'})")
+    return [v for v in variants if v in model_known]
+
+
+def _what(prop, model_cls, obligations) -> str:
+    if model_cls is None:
+        return f"the obligations of {prop.name}"
+    return f"model {model_cls.name}" + (f" or the obligations of {prop.name}" if obligations else "")
+
+
+def _combine(a: str, b: str) -> str:
+    if VIOLATED in (a, b):
+        return VIOLATED
+    return INCONCLUSIVE if INCONCLUSIVE in (a, b) else HOLDS
+
+
+def verdict_matrix(root: Path, progress=None) -> list[Result]:
+    """Every property against each model it applies to: no variant and each variant, in both
+    lock configurations where the model has the switch. Obligation-only files are skipped."""
+    results = []
+    for prop_file in sorted((root / "properties").glob("*.py")):
+        prop = load_property(prop_file)
+        if not prop.checks:
+            continue
+        for model_path in [prop.model_path, *prop.also_models]:
+            cls = load_model_class(model_path)
+            configs = [{}, {"split_ptlocks": False}] if "split_ptlocks" in cls.params() else [{}]
+            for variants in [[], *([v] for v in cls.variants())]:
+                for config in configs:
+                    model = cls({**prop.params, **config}, [*prop.variants, *variants])
+                    results.append(check_model(model, prop.checks, property_name=prop.name))
+                    if progress:
+                        progress(results[-1])
+    return results
 
 
 def write_counterexample(result: Result, out_dir) -> list[Path]:
@@ -103,3 +202,21 @@ def describe(path: Path) -> str:
         tdoc = (type(t).__doc__ or "").strip().splitlines()
         lines.append(f"    {t.name:<22} {tdoc[0] if tdoc else ''}")
     return "\n".join(lines) + "\n"
+
+
+def graph(property_file, view: str, out_dir, *, model_path=None, variants=(), settings=None,
+          max_states=None, progress=None) -> tuple[str, list[Path]]:
+    """Explore, then export a networkx view of the state graph as GraphML and DOT."""
+    prop = load_property(property_file)
+    model = instantiate(model_path or prop.model_path, {**prop.params, **(settings or {})},
+                        [*prop.variants, *variants])
+    system, ex = explore_model(model, prop.checks, max_states=max_states, progress=progress)
+    g = state_graphs.VIEWS[view](system, ex)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = "-".join([prop.name, model.name, *model.variant_names, view])
+    title = f"{prop.name} on {model.name}: {view} view"
+    paths = [out / f"{stem}.graphml", out / f"{stem}.dot"]
+    nx.write_graphml(g, paths[0])
+    paths[1].write_text(render_stategraph.render(g, title))
+    return f"{title}: {state_graphs.summary(g)}", paths

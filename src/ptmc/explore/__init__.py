@@ -7,14 +7,23 @@ from .bfs import Exploration, explore
 from .system import System
 from .trace import trace_steps
 
-__all__ = ["System", "explore", "check_model", "Exploration"]
+__all__ = ["System", "explore", "check_model", "explore_model", "Exploration"]
+
+
+def explore_model(model: Model, checks, *, max_states: int | None = None,
+                  progress=None) -> tuple[System, Exploration]:
+    system = System(model)
+    return system, explore(system, checks, max_states=max_states, progress=progress)
 
 
 def check_model(model: Model, checks, *, property_name: str = "", max_states: int | None = None,
                 progress=None) -> Result:
     """Explore ``model`` exhaustively against ``checks`` and describe the outcome."""
-    system = System(model)
-    ex = explore(system, checks, max_states=max_states, progress=progress)
+    system, ex = explore_model(model, checks, max_states=max_states, progress=progress)
+    return describe(system, ex, model, checks, property_name)
+
+
+def describe(system: System, ex: Exploration, model: Model, checks, property_name: str) -> Result:
     result = Result(
         property=property_name,
         model=model.name,

@@ -6,9 +6,9 @@ def atomic_read(s, ref) -> int:
 
 
 def atomic_add(s, ref, n: int) -> int:
-    value = s.load(ref) + n
-    s.store(ref, value)
-    return value
+    slot = s.slot(ref, "updates")
+    s.v[slot] += n
+    return s.v[slot]
 
 
 def atomic_sub_and_test(s, ref, n: int) -> bool:
@@ -18,8 +18,8 @@ def atomic_sub_and_test(s, ref, n: int) -> bool:
 
 def atomic_inc_not_zero(s, ref) -> bool:
     """Increment unless zero; true when it incremented."""
-    value = s.load(ref)
-    if value == 0:
+    slot = s.slot(ref, "updates")
+    if s.v[slot] == 0:
         return False
-    s.store(ref, value + 1)
+    s.v[slot] += 1
     return True

@@ -1,4 +1,8 @@
-"""Spinlocks (include/linux/spinlock.h). A lock is a cell holding its holder's thread id."""
+"""Spinlocks (include/linux/spinlock.h). A lock is a cell holding its holder's thread id.
+
+Each operation is one access to the lock word: the slot is resolved (and, for a ptl inside a
+PTE page, checked) once.
+"""
 from ..state import HUNG, Blocked, Stop
 
 
@@ -14,27 +18,30 @@ def spinlock_init(mem, name: str) -> str:
 
 def spin_lock(s, lock) -> None:
     """Take ``lock``; the step is blocked while another thread holds it."""
-    holder = s.load(lock)
+    slot = s.slot(lock, "takes")
+    holder = s.v[slot]
     if holder == s.tid:
         s.report("self-deadlock", f"{s.thread} takes {lock}, which it already holds")
         raise Stop(HUNG)
     if holder is not None:
         raise Blocked
-    s.store(lock, s.tid)
+    s.v[slot] = s.tid
 
 
 def spin_trylock(s, lock) -> bool:
     """Take ``lock`` if nobody (the caller included) holds it."""
-    if s.load(lock) is not None:
+    slot = s.slot(lock, "trylocks")
+    if s.v[slot] is not None:
         return False
-    s.store(lock, s.tid)
+    s.v[slot] = s.tid
     return True
 
 
 def spin_unlock(s, lock) -> None:
-    if s.load(lock) != s.tid:
+    slot = s.slot(lock, "unlocks")
+    if s.v[slot] != s.tid:
         s.report("bad-unlock", f"{s.thread} unlocks {lock}, which it does not hold")
-    s.store(lock, None)
+    s.v[slot] = None
 
 
 def lock_holder(s, lock):

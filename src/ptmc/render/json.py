@@ -7,6 +7,9 @@ from ..result import Result
 
 
 def to_dict(result: Result) -> dict:
+    if not result.explored:  # ptmc prove: only z3 obligations ran
+        return {"property": result.property, "variants": result.variants, "verdict": result.verdict,
+                "obligations": [o.to_dict() for o in result.obligations]}
     out = {
         "property": result.property,
         "model": result.model,
@@ -32,6 +35,7 @@ def to_dict(result: Result) -> dict:
              "events": [{"kind": k, "message": m} for k, m in st.events]}
             for st in result.trace]
     if result.obligations:
+        out["exploration_verdict"] = result.explored_verdict
         out["obligations"] = [o.to_dict() for o in result.obligations]
     return out
 

@@ -35,6 +35,8 @@ def step_lines(result: Result, n: int, st: TraceStep) -> list[str]:
 
 
 def render(result: Result) -> str:
+    if not result.explored:
+        return "\n".join([obligations_headline(result), *obligation_lines(result)]) + "\n"
     threads = result.threads
     width = max([WIDTH] + [len(t) + 2 for t in threads])
     out = [headline(result), ""]
@@ -51,13 +53,18 @@ def render(result: Result) -> str:
     if result.violation:
         v = result.violation
         out.append(f"==> {v.check} violated: {v.message}")
+    if result.obligations:
+        out += ["", obligations_headline(result), *obligation_lines(result)]
+        out.append(f"==> {result.property}: {result.verdict.upper()}")
     return "\n".join(out).rstrip() + "\n"
 
 
 def headline(result: Result) -> str:
+    """The exploration's outcome (with obligations, the overall verdict comes last)."""
     variants = f" variants={','.join(result.variants)}" if result.variants else ""
     params = " ".join(f"{k}={v}" for k, v in result.params.items())
-    return (f"{result.property}: {result.verdict.upper()} on model {result.model}{variants} ({params}): "
+    verdict = result.explored_verdict or result.verdict
+    return (f"{result.property}: {verdict.upper()} on model {result.model}{variants} ({params}): "
             f"{result.states} states, {result.transitions} transitions, depth {result.depth}, "
             f"{result.seconds:.2f}s")
 
@@ -72,3 +79,34 @@ def _wrap(lines: list[str], width: int) -> list[str]:
 
 def _row(cells: list[str], width: int) -> str:
     return " ".join(c.ljust(width) for c in cells)
+
+
+def obligations_headline(result: Result) -> str:
+    counts = {}
+    for o in result.obligations:
+        counts[o.status] = counts.get(o.status, 0) + 1
+    summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+    seconds = sum(o.seconds for o in result.obligations)
+    verdict = "" if result.explored else f"{result.verdict.upper()}, "
+    variants = f" variants={','.join(result.variants)}" if result.variants else ""
+    return (f"{result.property}: {verdict}{len(result.obligations)} z3 obligations{variants}: "
+            f"{summary}, {seconds:.2f}s")
+
+
+def obligation_lines(result: Result) -> list[str]:
+    """One line per obligation: its status, time and name; then what it claims, or the
+    counterexample in kernel terms, or why the solver gave up."""
+    lines = []
+    for o in result.obligations:
+        params = " ".join(f"{k}={v}" for k, v in o.params.items())
+        lines.append(f"  {o.status.upper():<12} {o.name} ({o.seconds:.2f}s)" + (f" [{params}]" if params else ""))
+        lines += ["      " + line for line in textwrap.wrap(o.description, 90)]
+        if o.status == "failed":
+            if o.detail:
+                lines += textwrap.wrap(o.detail, 96, initial_indent="      failing case: ",
+                                       subsequent_indent="        ")
+            lines += textwrap.wrap(o.counterexample_text(), 96, initial_indent="      counterexample: ",
+                                   subsequent_indent="        ")
+        elif o.status == "inconclusive":
+            lines.append(f"      solver gave up: {o.detail} (a time-out is not a proof; raise --timeout)")
+    return lines

@@ -115,7 +115,7 @@ def _symbolic(compiled, model, alt: Alternative):
     actor_after = {n: alt.updates[n].z3(pre) if n in alt.updates else v for n, v in actor.items()}
     post = env(page_after, actor_after)
     show = {**{n: page[n] for n in counters.page}, **{n: actor[n] for n in counters.thread},
-            **{n: others[n] for n in counters.sums}, **sizes}
+            **{n: pre[n] for n in counters.sums}, **sizes}
     changed = [n for n in counters.page if n in alt.updates] + [n for n in counters.thread if n in alt.updates]
     changed += [t for t, src in counters.sums.items() if src in alt.updates]
     show.update({f"after.{n}": post[n] for n in changed})
@@ -191,10 +191,11 @@ class Inductive(ModelObligation):
 def inductive(model: str | None = None, name: str | None = None) -> Inductive:
     """The model's counting invariant is inductive: every declared step effect, applied to any
     state satisfying it (any PTRS_PER_PTE, any number of threads), gives a state satisfying it."""
-    stem = Path(model).stem if model else "model"
-    return Inductive(model, name or f"{stem}_counting_invariant_inductive",
-                     f"the counting invariant of {stem if model else 'the model'} is preserved by every "
-                     "declared step effect, for any PTRS_PER_PTE and any number of threads")
+    stem = f"{Path(model).stem}_" if model else ""
+    return Inductive(model, name or f"{stem}counting_invariant_inductive",
+                     f"the counting invariant of {Path(model).stem if model else 'the model'} holds "
+                     "after every declared step effect from any state where it holds, for any "
+                     "PTRS_PER_PTE and any number of threads")
 
 
 class Stepwise(ModelObligation):

@@ -119,7 +119,7 @@ def counting_invariant(name: str = "counting invariant", description: str | None
         consts = compiled.constants(s.model)
         for page, values, _ in meter(counters, s.layout, s.model).measure(tuple(s.v)):
             if not compiled.invariant.value({**consts, **values}):
-                return f"{page}: {compiled.invariant} is false: {_values(values)}"
+                return f"{page}: {_values(values)} breaks the counting invariant ({compiled.invariant})"
         return True
 
     return Check("invariant", name, description or "the model's declared counting invariant holds "
