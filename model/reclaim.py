@@ -76,7 +76,18 @@ class PteOffsetMapLock(Thread):
 
 
 class Zap(MmuGather, PteOffsetMapLock):
-    """madvise(MADV_DONTNEED) -> zap_page_range_single() -> zap_pte_range() with reclaim_pt."""
+    """madvise(MADV_DONTNEED) -> zap_page_range_single() -> zap_pte_range() with reclaim_pt.
+
+    zap_pmd_range() finds the table; zap_pte_range() maps and locks it (pte_offset_map_lock,
+    with the pmd_same() retry) and zaps one entry per step. need_resched() and a full page
+    batch (force_break) may end the loop early; then the ptl is dropped, the gather flushed if
+    forced, and the rest of the range retried, and the table can only be reclaimed by the slow
+    path. If the whole range was zapped without a break, the fast path try_get_and_clear_pmd()
+    trylocks pml under the ptl and clears the pmd. Otherwise, if this call covered the whole PMD
+    range, try_to_free_pte() takes pml then the ptl (nested only when they differ), rechecks
+    every entry and clears the pmd. Either way free_pte() puts the table into the mmu_gather,
+    and tlb_finish_mmu() flushes the TLB and hands the batch to call_rcu().
+    """
 
     i: int = 0  # addr: the next entry to zap
     can_reclaim: bool = False  # can_reclaim_pt: this zap_pte_range() covers the whole PMD range
@@ -208,7 +219,15 @@ class Zap(MmuGather, PteOffsetMapLock):
 
 
 class Fault(PteOffsetMapLock):
-    """A write fault on one entry: handle_pte_fault(); do_anonymous_page() when it is none."""
+    """A write fault on one entry: handle_pte_fault(); do_anonymous_page() when it is none.
+
+    With a table present, handle_pte_fault() maps it with pte_offset_map_rw_nolock() and reads
+    the entry locklessly. A present entry is revalidated with pte_same() under the ptl before
+    its access flags are written. A none entry goes to do_anonymous_page(): pte_alloc()
+    installs a new table under pml if the pmd is none (pmd_install(), freeing the unpublished
+    table if another thread won), then pte_offset_map_lock() (pmd_same() retry), the
+    pte_none() recheck and set_ptes(). Whenever a map returns NULL the access faults again.
+    """
 
     orig: object = None  # the entry read locklessly
     new: object = None  # a table allocated by __pte_alloc() and not (yet) installed
@@ -301,7 +320,11 @@ class Fault(PteOffsetMapLock):
 
 
 class Walker(PteOffsetMapLock):
-    """A pte_offset_map_lock() user, e.g. walk_pte_range() of a page-table walk."""
+    """A pte_offset_map_lock() user, e.g. walk_pte_range() of a page-table walk.
+
+    It maps and locks the table (rechecking pmd_same() under the ptl, retrying if the pmd
+    changed), reads every entry, and unlocks. NULL (no table) ends the walk.
+    """
 
     i: int = 0
     first_step = "map_pmd"

@@ -148,10 +148,15 @@ class Mem:
         return ref.resolve(self, access)
 
     def load(self, ref):
+        if ref.__class__ is str:  # the common case, inlined: this is the explorer's hot path
+            return self.v[self.layout.index[ref]]
         return self.v[self.slot(ref, "reads")]
 
     def store(self, ref, value) -> None:
-        self.v[self.slot(ref, "writes")] = value
+        if ref.__class__ is str:
+            self.v[self.layout.index[ref]] = value
+        else:
+            self.v[self.slot(ref, "writes")] = value
 
     @property
     def thread(self) -> str:

@@ -60,11 +60,11 @@ def rcu_read_unlock(s) -> None:
     s.rcu_readers = tuple(readers)
     if s.tid in readers:
         return  # still nested
-    gone = ~(1 << s.tid)
+    gone, v = ~(1 << s.tid), s.v
     for slot in s.layout.tags.get("rcu_head", ()):
-        head = s.load(slot)
+        head = v[slot]
         if head is not None and head[2] >> s.tid & 1:
-            s.store(slot, (head[0], head[1], head[2] & gone))
+            v[slot] = (head[0], head[1], head[2] & gone)
     if s.rcu_gp:
         s.rcu_gp = tuple((t, m & gone) for t, m in s.rcu_gp)
 
@@ -109,8 +109,9 @@ class RcuCallbacks(Thread):
 
     @step("kernel/rcu/tree.c:rcu_do_batch")
     def rcu_do_batch(self, s):
+        v = s.v
         ready = [slot for slot in s.layout.tags.get("rcu_head", ())
-                 if (head := s.load(slot)) is not None and head[2] == 0]
+                 if (head := v[slot]) is not None and head[2] == 0]
         if not ready:
             raise Blocked
         if len(ready) > 1:  # callbacks of different CPUs run in any order

@@ -128,34 +128,38 @@ class Meter:
         self.threads = [tuple(zip(thread.locals_initial(), slots))
                         for thread, slots in zip(layout.threads, layout.local_slots)]
 
-    def thread_locals(self, state: tuple) -> list[SimpleNamespace]:
-        """Each thread's locals by name (``t.refs``), as counters read them."""
+    def thread_locals(self, state: tuple, tid: int | None = None):
+        """Each thread's locals by name (``t.refs``), as counters read them; or one thread's."""
+        if tid is not None:
+            return SimpleNamespace(**{n: state[sl] for n, sl in self.threads[tid]})
         return [SimpleNamespace(**{n: state[sl] for n, sl in named}) for named in self.threads]
 
-    def measure(self, state: tuple, only=None) -> list:
-        """Per PTE page (or those numbered in ``only``): (page, page counters + sums, [thread
-        counters per thread id]). Counters are functions of the page's cells and the threads'
-        locals, nothing else."""
-        counters = self.counters
+    def page(self, k: int, state: tuple) -> PageView:
+        _, live, gen, entries, fields = self.pages[k]
+        return PageView(k, pt(k, state[gen]), bool(state[live]), tuple(state[e] for e in entries),
+                        self.model, fields, state)
+
+    def thread_counts(self, t, page: PageView) -> dict:
+        got = self.counters.of_thread(t, page)
+        return {n: got.get(n, 0) for n in self.counters.thread}
+
+    def measure_page(self, k: int, state: tuple, threads=None) -> tuple:
+        """(page, page counters + sums, [thread counters per thread id]) for page ``k``.
+        Counters are functions of the page's cells and the threads' locals, nothing else."""
+        page = self.page(k, state)
+        values = dict(self.counters.of_page(page))
+        missing = [n for n in self.counters.page if n not in values]
+        if missing:
+            raise ModelError(f"counters.of_page() did not measure {', '.join(missing)}")
+        per_thread = [self.thread_counts(t, page) for t in threads or self.thread_locals(state)]
+        for total, source in self.counters.sums.items():
+            values[total] = sum(c[source] for c in per_thread)
+        return page, values, per_thread
+
+    def measure(self, state: tuple) -> list:
+        """``measure_page`` of every PTE page."""
         threads = self.thread_locals(state)
-        out = []
-        for k, live, gen, entries, fields in self.pages:
-            if only is not None and k not in only:
-                continue
-            page = PageView(k, pt(k, state[gen]), bool(state[live]), tuple(state[e] for e in entries),
-                            self.model, fields, state)
-            values = dict(counters.of_page(page))
-            per_thread = []
-            for t in threads:
-                got = counters.of_thread(t, page)
-                per_thread.append({n: got.get(n, 0) for n in counters.thread})
-            for total, source in counters.sums.items():
-                values[total] = sum(c[source] for c in per_thread)
-            missing = [n for n in counters.page if n not in values]
-            if missing:
-                raise ModelError(f"counters.of_page() did not measure {', '.join(missing)}")
-            out.append((page, values, per_thread))
-        return out
+        return [self.measure_page(k, state, threads) for k in range(len(self.pages))]
 
 
 _meters: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()

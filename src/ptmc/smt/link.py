@@ -31,60 +31,93 @@ class Link:
         self.system, self.counters = system, counters
         self.compiled = counters.compiled(system.model)
         self.consts = self.compiled.constants(system.model)
-        self._cached = (None, None)  # the state being expanded and its measure
+        self._expanding = None  # the state being expanded, and what was computed about it:
+        self._views, self._counts, self._before, self._threads = {}, {}, {}, None
         self.meter = meter(counters, system.layout, system.model)
         self._page_of = {slot: k for k, slots in enumerate(self.meter.page_slots) for slot in slots}
         self._locals = [frozenset(slots) for slots in system.layout.local_slots]
 
-    def _measure(self, state):
-        if self._cached[0] is not state:
-            self._cached = (state, self.meter.measure(state))
-        return self._cached[1]
+    def _expand(self, state) -> None:
+        """Start on a new state being expanded: what is computed about it serves all successors."""
+        if self._expanding is not state:
+            self._expanding, self._views, self._counts, self._before = state, {}, {}, {}
+            self._threads = self.meter.thread_locals(state)
 
-    def _touched(self, state, nxt, tid) -> set:
-        """Pages whose counters the transition may have changed: those whose cells it wrote, or
-        every page when the thread's locals changed (they say which page it holds)."""
-        touched = set()
-        for slot, (a, b) in enumerate(zip(state, nxt)):
-            if a is not b and a != b:
-                if slot in self._locals[tid]:
-                    return set(self._page_of.values())
-                if slot in self._page_of:
-                    touched.add(self._page_of[slot])
-        return touched
+    def _view(self, k):
+        if k not in self._views:
+            self._views[k] = self.meter.page(k, self._expanding)
+        return self._views[k]
+
+    def _own_before(self, k, tid):
+        if (k, tid) not in self._counts:
+            self._counts[k, tid] = self.meter.thread_counts(self._threads[tid], self._view(k))
+        return self._counts[k, tid]
+
+    def _measured(self, k):
+        if k not in self._before:
+            self._before[k] = self.meter.measure_page(k, self._expanding, self._threads)
+        return self._before[k]
 
     def initial(self, state) -> str | None:
-        for page, values, _ in self._measure(state):
+        for page, values, _ in self.meter.measure(state):
             env = {**self.consts, **values}
             for what, expr in (("domain", self.compiled.domain), ("invariant", self.compiled.invariant)):
                 if not expr.value(env):
                     return f"the initial state breaks the counting {what} on {page} ({expr}): {_values(values)}"
         return None
 
+    def _changed(self, state, nxt, tid) -> tuple[set, bool]:
+        """Pages whose cells the transition wrote, and whether the thread's locals changed."""
+        diff = [slot for slot, (a, b) in enumerate(zip(state, nxt)) if a != b]
+        page_of, own = self._page_of, self._locals[tid]
+        return {page_of[slot] for slot in diff if slot in page_of}, any(slot in own for slot in diff)
+
     def transition(self, state, tr, nxt) -> str | None:
-        touched = self._touched(state, nxt, tr.tid)
-        if not touched:
+        cells, own = self._changed(state, nxt, tr.tid)
+        if not cells and not own:
             return None
-        before = [m for m in self._measure(state) if m[0].index in touched]
-        after = self.meter.measure(nxt, touched)
-        step = self.system.step_info(tr)
-        alts = alternatives(step, self.compiled)
-        for (page, vb, tb), (_, va, ta) in zip(before, after):
-            old, new = {**vb, **tb[tr.tid]}, {**va, **ta[tr.tid]}
+        self._expand(state)
+        meter, tid = self.meter, tr.tid
+        actor = meter.thread_locals(nxt, tid) if own else None
+        threads = meter.thread_locals(nxt) if cells else None
+        for k in range(len(meter.pages)):
+            if k in cells:
+                page, vb, tb = self._measured(k)
+                _, va, ta = meter.measure_page(k, nxt, threads)
+                old, new = {**vb, **tb[tid]}, {**va, **ta[tid]}
+            elif own:
+                # The page is as it was: only this thread's own counters for it can differ.
+                mine = meter.thread_counts(actor, self._view(k))
+                if mine == self._own_before(k, tid):
+                    continue
+                page, vb, tb = self._measured(k)
+                old, new = {**vb, **tb[tid]}, {**vb, **mine}
+                for total, source in self.counters.sums.items():
+                    new[total] = vb[total] + mine[source] - tb[tid][source]
+            else:
+                continue
             if old == new:
                 continue
-            expected = [(alt, self._apply(alt, old)) for alt in alts]
-            if any(exp == new for _, exp in expected if exp is not None):
-                continue
-            thread = self.system.threads[tr.tid].name
-            head = f"{thread}.{step.name} ({step.kernel_function}) changed {page}: {_diff(old, new)}"
-            if not alts:
-                return f"{head}, but declares no effect"
-            held = [f"'{alt}' expects {_diff(old, exp) or 'no change'}" for alt, exp in expected if exp is not None]
-            if not held:
-                return f"{head}, but no declared effect applies (each 'when' is false): " + "; ".join(map(str, alts))
-            return f"{head}; declared: " + "; or ".join(held)
+            message = self._explain(tr, page, old, new)
+            if message:
+                return message
         return None
+
+    def _explain(self, tr, page, old: dict, new: dict) -> str | None:
+        """None if a declared effect of the step turns ``old`` into ``new``; else what is wrong."""
+        step = self.system.step_info(tr)
+        alts = alternatives(step, self.compiled)
+        expected = [(alt, self._apply(alt, old)) for alt in alts]
+        if any(exp == new for _, exp in expected if exp is not None):
+            return None
+        thread = self.system.threads[tr.tid].name
+        head = f"{thread}.{step.name} ({step.kernel_function}) changed {page}: {_diff(old, new)}"
+        if not alts:
+            return f"{head}, but declares no effect"
+        held = [f"'{alt}' expects {_diff(old, exp) or 'no change'}" for alt, exp in expected if exp is not None]
+        if not held:
+            return f"{head}, but no declared effect applies (each 'when' is false): " + "; ".join(map(str, alts))
+        return f"{head}; declared: " + "; or ".join(held)
 
     def _apply(self, alt, old: dict) -> dict | None:
         """The counters after ``alt``, or None when its condition is false before the step."""
