@@ -17,8 +17,13 @@ class Transition(NamedTuple):
 
 
 class System:
-    def __init__(self, model: Model):
+    """``reset_dead_locals``: a finished thread's locals return to their initial values (they
+    can no longer be read), merging states that differ only there. tests/test_reductions.py
+    checks it against exploration without it."""
+
+    def __init__(self, model: Model, reset_dead_locals: bool = True):
         self.model = model
+        self.reset_dead_locals = reset_dead_locals
         self.layout = layout = Layout()
         mem = Mem(layout, layout.initial, None, model)
         model.init(mem)
@@ -86,8 +91,9 @@ class System:
                 if new_pc is not None:
                     # A finished thread's locals are dead: reset them so that states that
                     # differ only in them are one state.
+                    reset = new_pc == DONE_PC and self.reset_dead_locals
                     for n, sl, init in zip(names, slots, dead):
-                        values[sl] = init if new_pc == DONE_PC else d[n]
+                        values[sl] = init if reset else d[n]
                     values[pc_slot] = new_pc
                     choices = tuple((label, options[i]) for label, options, i in mem.made)
                     out.append((Transition(tid, pc, choices, tuple(mem.events)), tuple(values)))

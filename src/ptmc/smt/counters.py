@@ -15,7 +15,9 @@ place, a ``Counters`` subclass set as the model's ``counters`` attribute:
         def of_page(self, page): ...                # page: a PageView
         def of_thread(self, t, page): ...           # t: the thread's locals
 
-Thread counters are natural numbers. Everything is counted per PTE page of the pool
+Thread counters are natural numbers, and functions of the thread's locals and the page's
+identity only (``page.ptr``: which page, which generation), never of its entries or fields; the
+explorer relies on that to measure cheaply. Everything is counted per PTE page of the pool
 (``PageView``): a page freed and allocated again is a new page (its generation changed), so
 counts held through a stale pointer do not count for the new one.
 
@@ -112,7 +114,11 @@ class PageView:
 
 
 class Meter:
-    """Measures a model's counters on the states of one layout (slots looked up once)."""
+    """Measures a model's counters on the states of one layout. Both kinds of counter are pure
+    functions of a few slots (a page's cells; a thread's locals and a page's identity), so they
+    are memoised by those values: most states share most of them."""
+
+    CACHE_LIMIT = 1 << 20  # entries per memo before it is cleared
 
     def __init__(self, counters: Counters, layout, model):
         tables = layout.objects.get("pgtables")
@@ -124,42 +130,59 @@ class Meter:
             fields = {name: base + off for name, off in tables.offset.items()}
             entries = tuple(fields[f"e{i}"] for i in range(tables.entries))
             self.pages.append((k, base, base + 1, entries, fields))
-        self.page_slots = [frozenset(p[4].values()) for p in self.pages]
+        self.page_slots = [tuple(sorted(p[4].values())) for p in self.pages]
         self.threads = [tuple(zip(thread.locals_initial(), slots))
                         for thread, slots in zip(layout.threads, layout.local_slots)]
+        self.local_slots = [tuple(slots) for slots in layout.local_slots]
+        self._paged, self._owned = {}, {}
 
-    def thread_locals(self, state: tuple, tid: int | None = None):
-        """Each thread's locals by name (``t.refs``), as counters read them; or one thread's."""
-        if tid is not None:
-            return SimpleNamespace(**{n: state[sl] for n, sl in self.threads[tid]})
-        return [SimpleNamespace(**{n: state[sl] for n, sl in named}) for named in self.threads]
+    def thread_locals(self, state: tuple, tid: int):
+        """A thread's locals by name (``t.refs``), as counters read them."""
+        return SimpleNamespace(**{n: state[sl] for n, sl in self.threads[tid]})
 
     def page(self, k: int, state: tuple) -> PageView:
         _, live, gen, entries, fields = self.pages[k]
         return PageView(k, pt(k, state[gen]), bool(state[live]), tuple(state[e] for e in entries),
                         self.model, fields, state)
 
-    def thread_counts(self, t, page: PageView) -> dict:
-        got = self.counters.of_thread(t, page)
-        return {n: got.get(n, 0) for n in self.counters.thread}
+    def page_counts(self, k: int, state: tuple) -> dict:
+        """The page counters of page ``k``."""
+        key = (k, *[state[sl] for sl in self.page_slots[k]])
+        got = self._paged.get(key)
+        if got is None:
+            got = dict(self.counters.of_page(self.page(k, state)))
+            missing = [n for n in self.counters.page if n not in got]
+            if missing:
+                raise ModelError(f"counters.of_page() did not measure {', '.join(missing)}")
+            if len(self._paged) > self.CACHE_LIMIT:
+                self._paged.clear()
+            self._paged[key] = got
+        return got
 
-    def measure_page(self, k: int, state: tuple, threads=None) -> tuple:
-        """(page, page counters + sums, [thread counters per thread id]) for page ``k``.
-        Counters are functions of the page's cells and the threads' locals, nothing else."""
-        page = self.page(k, state)
-        values = dict(self.counters.of_page(page))
-        missing = [n for n in self.counters.page if n not in values]
-        if missing:
-            raise ModelError(f"counters.of_page() did not measure {', '.join(missing)}")
-        per_thread = [self.thread_counts(t, page) for t in threads or self.thread_locals(state)]
+    def thread_counts(self, tid: int, k: int, state: tuple) -> dict:
+        """The thread counters of thread ``tid`` for page ``k``."""
+        _, live, gen, _, _ = self.pages[k]
+        key = (tid, k, state[gen], state[live], *[state[sl] for sl in self.local_slots[tid]])
+        got = self._owned.get(key)
+        if got is None:
+            raw = self.counters.of_thread(self.thread_locals(state, tid), self.page(k, state))
+            got = {n: raw.get(n, 0) for n in self.counters.thread}
+            if len(self._owned) > self.CACHE_LIMIT:
+                self._owned.clear()
+            self._owned[key] = got
+        return got
+
+    def measure_page(self, k: int, state: tuple) -> tuple:
+        """(page, page counters + sums, [thread counters per thread id]) for page ``k``."""
+        values = dict(self.page_counts(k, state))
+        per_thread = [self.thread_counts(tid, k, state) for tid in range(len(self.threads))]
         for total, source in self.counters.sums.items():
             values[total] = sum(c[source] for c in per_thread)
-        return page, values, per_thread
+        return self.page(k, state), values, per_thread
 
     def measure(self, state: tuple) -> list:
         """``measure_page`` of every PTE page."""
-        threads = self.thread_locals(state)
-        return [self.measure_page(k, state, threads) for k in range(len(self.pages))]
+        return [self.measure_page(k, state) for k in range(len(self.pages))]
 
 
 _meters: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()

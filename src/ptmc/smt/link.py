@@ -10,6 +10,9 @@ counting invariant. With z3's proof that every declared effect preserves the inv
 """
 from __future__ import annotations
 
+from itertools import compress
+from operator import ne
+
 from ..properties import Check
 from .counters import meter
 from .effects import alternatives
@@ -31,32 +34,11 @@ class Link:
         self.system, self.counters = system, counters
         self.compiled = counters.compiled(system.model)
         self.consts = self.compiled.constants(system.model)
-        self._expanding = None  # the state being expanded, and what was computed about it:
-        self._views, self._counts, self._before, self._threads = {}, {}, {}, None
         self.meter = meter(counters, system.layout, system.model)
         self._page_of = {slot: k for k, slots in enumerate(self.meter.page_slots) for slot in slots}
+        self._identity = {slot: k for k, live, gen, _, _ in self.meter.pages for slot in (live, gen)}
         self._locals = [frozenset(slots) for slots in system.layout.local_slots]
-
-    def _expand(self, state) -> None:
-        """Start on a new state being expanded: what is computed about it serves all successors."""
-        if self._expanding is not state:
-            self._expanding, self._views, self._counts, self._before = state, {}, {}, {}
-            self._threads = self.meter.thread_locals(state)
-
-    def _view(self, k):
-        if k not in self._views:
-            self._views[k] = self.meter.page(k, self._expanding)
-        return self._views[k]
-
-    def _own_before(self, k, tid):
-        if (k, tid) not in self._counts:
-            self._counts[k, tid] = self.meter.thread_counts(self._threads[tid], self._view(k))
-        return self._counts[k, tid]
-
-    def _measured(self, k):
-        if k not in self._before:
-            self._before[k] = self.meter.measure_page(k, self._expanding, self._threads)
-        return self._before[k]
+        self._slots = range(len(system.initial))
 
     def initial(self, state) -> str | None:
         for page, values, _ in self.meter.measure(state):
@@ -66,36 +48,34 @@ class Link:
                     return f"the initial state breaks the counting {what} on {page} ({expr}): {_values(values)}"
         return None
 
-    def _changed(self, state, nxt, tid) -> tuple[set, bool]:
-        """Pages whose cells the transition wrote, and whether the thread's locals changed."""
-        diff = [slot for slot, (a, b) in enumerate(zip(state, nxt)) if a != b]
-        page_of, own = self._page_of, self._locals[tid]
-        return {page_of[slot] for slot in diff if slot in page_of}, any(slot in own for slot in diff)
-
     def transition(self, state, tr, nxt) -> str | None:
-        cells, own = self._changed(state, nxt, tr.tid)
+        diff = list(compress(self._slots, map(ne, state, nxt)))
+        tid, page_of, identity = tr.tid, self._page_of, self._identity
+        cells = {page_of[slot] for slot in diff if slot in page_of}
+        own = not self._locals[tid].isdisjoint(diff)
         if not cells and not own:
             return None
-        self._expand(state)
-        meter, tid = self.meter, tr.tid
-        actor = meter.thread_locals(nxt, tid) if own else None
-        threads = meter.thread_locals(nxt) if cells else None
+        meter = self.meter
         for k in range(len(meter.pages)):
-            if k in cells:
-                page, vb, tb = self._measured(k)
-                _, va, ta = meter.measure_page(k, nxt, threads)
-                old, new = {**vb, **tb[tid]}, {**va, **ta[tid]}
-            elif own:
-                # The page is as it was: only this thread's own counters for it can differ.
-                mine = meter.thread_counts(actor, self._view(k))
-                if mine == self._own_before(k, tid):
-                    continue
-                page, vb, tb = self._measured(k)
-                old, new = {**vb, **tb[tid]}, {**vb, **mine}
-                for total, source in self.counters.sums.items():
-                    new[total] = vb[total] + mine[source] - tb[tid][source]
-            else:
+            if k not in cells and not own:
                 continue
+            if any(identity.get(slot) == k for slot in diff):
+                # Allocated or freed: a new identity, every thread's counts for it may change.
+                page, vb, tb = meter.measure_page(k, state)
+                _, va, ta = meter.measure_page(k, nxt)
+                old, new = {**vb, **tb[tid]}, {**va, **ta[tid]}
+            else:
+                # Same page: other threads' counts for it are as they were (thread counters
+                # depend on a thread's locals and the page's identity only).
+                paged_b, mine_b = meter.page_counts(k, state), meter.thread_counts(tid, k, state)
+                paged_a = meter.page_counts(k, nxt) if k in cells else paged_b
+                mine_a = meter.thread_counts(tid, k, nxt) if own else mine_b
+                if paged_a == paged_b and mine_a == mine_b:
+                    continue
+                page, vb, tb = meter.measure_page(k, state)
+                old, new = {**vb, **mine_b}, {**vb, **paged_a, **mine_a}
+                for total, source in self.counters.sums.items():
+                    new[total] = vb[total] + mine_a[source] - mine_b[source]
             if old == new:
                 continue
             message = self._explain(tr, page, old, new)
