@@ -19,7 +19,9 @@ Variant ``refcount_outside_ptl``: zap_pte_range() accounts the entries it cleare
 after pte_unmap_unlock(), as the 2021 series did with its atomic pte_put_many(). On this
 non-atomic counter that is a read-modify-write outside the ptl, racing with a fault's update
 under the ptl: the fault's increment is lost, the page reads empty while it maps a page, and
-free_ptes frees it with the mapping.
+free_ptes frees it with the mapping. (The fault's own update under the ptl stays one step, as
+it is atomic against everything else in the RFC as written; so the variant shows the lost
+increment, not the mirror-image lost decrement of a zap store landing inside it.)
 
 Functions of the RFC are cited where it added them (mm/pte_ref.c, include/linux/pte_ref.h);
 mm/memory.c and arch/x86 functions are the v6.0-era ones it hooked.
@@ -298,8 +300,11 @@ class Zap(Thread):
     def account_load(self, s):
         self.old = s.load(pte_refcount(self.table))
 
+    # Declared for a store that does not borrow across the fields (refcount_arith.py's
+    # update obligations); from a stale, too small value it does, and the link says so.
     @step("mm/pte_ref.c:pte_refcount_sub", effect={
-        "when": "refcount_outside_ptl and live", "mapped": "old_mapped - nr_mapped", "zero": "old_zero - nr_zero",
+        "when": "refcount_outside_ptl and live and old_mapped >= nr_mapped and old_zero >= nr_zero",
+        "mapped": "old_mapped - nr_mapped", "zero": "old_zero - nr_zero",
         "nr_mapped": "0", "nr_zero": "0", "old_mapped": "0", "old_zero": "0"})
     def account_store(self, s):
         ref = s.model.pte_ref

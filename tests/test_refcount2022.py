@@ -134,3 +134,20 @@ def test_pte_ref_encoding_on_ints():
     assert word == 0x803
     assert (ref.pte_mapped_count(word), ref.pte_zero_count(word)) == (3, 2)
     assert ref.pte_refcount_sub(0, 1) == 2**64 - 1  # unsigned long wraps, it does not go negative
+
+
+def test_two_zaps_can_underflow_the_count(tmp_path):
+    """A second consequence: with two zaps, one may store a stale count smaller than what it
+    subtracts. The unsigned long borrows across the fields: the empty page reads 1023 mapped
+    and 1022 zero-page entries, so free_ptes never frees it. No declared effect covers a
+    borrow, so the link reports the store."""
+    prop = tmp_path / "only_uaf.py"
+    prop.write_text(f'"""Only use-after-free."""\nfrom ptmc.properties import never\n'
+                    f'MODEL = {str(MODEL)!r}\nCHECKS = [never("use-after-free")]\n')
+    r = workflow.check(prop, variants=VARIANT, settings={"zaps": "2"})
+    assert r.verdict == "violated" and r.violation.check == "effects match code"
+    assert r.violation.message.startswith("madvise")
+    assert ".account_store (mm/pte_ref.c:pte_refcount_sub) changed pt0: mapped 0->1023, zero 0->1022," \
+        in r.violation.message
+    assert "no declared effect applies" in r.violation.message
+    assert r.trace[-1].changes["pt0.pte_refcount"][1].startswith("0xfffffffffffffbff ")

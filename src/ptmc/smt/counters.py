@@ -50,10 +50,6 @@ class Counters:
     def of_thread(self, t, page) -> dict:
         return {}
 
-    @property
-    def doc(self) -> str:
-        return " ".join((type(self).__doc__ or "").split())
-
     def names(self, model) -> set:
         """Every name an effect or invariant expression may use."""
         return {*self.page, *self.thread, *self.sums, *self.sizes, *type(model).variants()}
@@ -87,6 +83,7 @@ class Compiled:
         for e in (self.domain, self.invariant):
             e.check_names(names)
         self.names = names
+        self.alternatives: dict = {}  # step function -> its parsed effect (effects.alternatives)
 
     def constants(self, model) -> dict:
         """Sizes and variant flags of a model instance: the constants of its expressions."""
@@ -134,7 +131,7 @@ class Meter:
         self.threads = [tuple(zip(thread.locals_initial(), slots))
                         for thread, slots in zip(layout.threads, layout.local_slots)]
         self.local_slots = [tuple(slots) for slots in layout.local_slots]
-        self._paged, self._owned = {}, {}
+        self._paged, self._owned, self._owned_all = {}, {}, {}
 
     def thread_locals(self, state: tuple, tid: int):
         """A thread's locals by name (``t.refs``), as counters read them."""
@@ -170,6 +167,18 @@ class Meter:
             if len(self._owned) > self.CACHE_LIMIT:
                 self._owned.clear()
             self._owned[key] = got
+        return got
+
+    def thread_counts_all(self, tid: int, state: tuple) -> tuple:
+        """The thread counters of thread ``tid`` for every page, in one memo lookup."""
+        key = (tid, *[state[sl] for sl in self.local_slots[tid]],
+               *[state[sl] for _, live, gen, _, _ in self.pages for sl in (live, gen)])
+        got = self._owned_all.get(key)
+        if got is None:
+            got = tuple(self.thread_counts(tid, k, state) for k in range(len(self.pages)))
+            if len(self._owned_all) > self.CACHE_LIMIT:
+                self._owned_all.clear()
+            self._owned_all[key] = got
         return got
 
     def measure_page(self, k: int, state: tuple) -> tuple:

@@ -38,14 +38,11 @@ class Alternative:
         return f"when {self.when}: {changes}" if self.when else changes
 
 
-_cache: dict = {}
-
-
 def alternatives(step, compiled) -> list[Alternative]:
     """The declared effect of ``step`` (a StepInfo), parsed and checked against the counters."""
-    key = (step.fn, id(compiled))
-    if key in _cache:
-        return _cache[key]
+    cache = compiled.alternatives
+    if step.fn in cache:
+        return cache[step.fn]
     effect = step.effect
     where = f"step {step.name} ({step.kernel_function}): effect"
     if effect is None:
@@ -70,7 +67,7 @@ def alternatives(step, compiled) -> list[Alternative]:
                 if e is not None:
                     e.check_names(compiled.names)
             alts.append(Alternative(when, updates))
-    _cache[key] = alts
+    cache[step.fn] = alts
     return alts
 
 
@@ -152,6 +149,7 @@ class ModelObligation(Obligation):
         self.model_path, self.name, self.description = model, name, description
         self._resolved = str(model) if model and Path(model).is_absolute() else None
         self._model_params: dict = {}
+        self._cls = None
 
     def bind(self, *, base=None, model_path=None, model_params=None) -> None:
         if self.model_path is None:
@@ -160,11 +158,14 @@ class ModelObligation(Obligation):
             self._resolved = str((Path(base or ".") / self.model_path).resolve())
         if self._resolved is None:
             raise PtmcError(f"obligation {self.name}: the property file names no MODEL")
+        self._cls = None
 
     def _class(self):
         if self._resolved is None:
             self.bind()
-        return load_model_class(self._resolved)
+        if self._cls is None:
+            self._cls = load_model_class(self._resolved)
+        return self._cls
 
     def variants_known(self) -> set:
         return set(self._class().variants())

@@ -55,11 +55,15 @@ class Link:
         own = not self._locals[tid].isdisjoint(diff)
         if not cells and not own:
             return None
-        meter = self.meter
-        for k in range(len(meter.pages)):
-            if k not in cells and not own:
-                continue
-            if any(identity.get(slot) == k for slot in diff):
+        meter, own_pages = self.meter, set()
+        if own:
+            mine_before, mine_after = meter.thread_counts_all(tid, state), meter.thread_counts_all(tid, nxt)
+            if not cells and mine_before == mine_after:
+                return None  # e.g. a loop index or a pointer that counts for nothing
+            own_pages = {k for k, (b, a) in enumerate(zip(mine_before, mine_after)) if a != b}
+        reborn = {identity[slot] for slot in diff if slot in identity}
+        for k in sorted(cells | own_pages):
+            if k in reborn:
                 # Allocated or freed: a new identity, every thread's counts for it may change.
                 page, vb, tb = meter.measure_page(k, state)
                 _, va, ta = meter.measure_page(k, nxt)
@@ -69,7 +73,7 @@ class Link:
                 # depend on a thread's locals and the page's identity only).
                 paged_b, mine_b = meter.page_counts(k, state), meter.thread_counts(tid, k, state)
                 paged_a = meter.page_counts(k, nxt) if k in cells else paged_b
-                mine_a = meter.thread_counts(tid, k, nxt) if own else mine_b
+                mine_a = meter.thread_counts(tid, k, nxt) if k in own_pages else mine_b
                 if paged_a == paged_b and mine_a == mine_b:
                     continue
                 page, vb, tb = meter.measure_page(k, state)
