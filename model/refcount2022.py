@@ -26,14 +26,16 @@ increment, not the mirror-image lost decrement of a zap store landing inside it.
 Functions of the RFC are cited where it added them (mm/pte_ref.c, include/linux/pte_ref.h);
 mm/memory.c and arch/x86 functions are the v6.0-era ones it hooked.
 """
-from ptmc import DONE, Blocked, Model, Param, Thread, Variant, numbered, step
-from ptmc.kernel.pgtable import (ZERO_PAGE, PageTables, mm_dec_nr_ptes, mm_inc_nr_ptes,
+from ptmc import DONE, Model, Param, Thread, Variant, numbered, step
+from ptmc.kernel.mmap_lock import (mmap_lock_init, mmap_read_lock, mmap_read_unlock,
+                                   mmap_write_lock, mmap_write_unlock)
+from ptmc.kernel.pgtable import (ZERO_PAGE, PageTables, mm_dec_nr_ptes, mm_inc_nr_ptes, pmd_clear,
                                  pmd_lockptr, pmd_none, pmd_populate, pmd_table, present,
                                  pte_alloc_one, pte_clear, pte_free, pte_lockptr, pte_none,
                                  pte_offset_map, ptep_get)
 from ptmc.kernel.pgtable import set_pte_at as native_set_pte_at
 from ptmc.kernel.spinlock import spin_lock, spin_unlock
-from ptmc.kernel.tlb import flush_tlb_mm_range, tlb_unlinked
+from ptmc.kernel.tlb import flush_tlb_mm_range
 from ptmc.smt import Counters
 from ptmc.smt.bits import lshr, wrap
 
@@ -113,43 +115,6 @@ def ptep_get_and_clear(s, table, i):
     pte_clear(s, table, i)
     track_pte_clear(s, table, pte)
     return pte
-
-
-# --- mmap_lock (include/linux/mmap_lock.h), a rwsem: readers share it, a writer excludes all.
-
-def _show_mmap_lock(value, layout) -> str:
-    if value is None:
-        return "unlocked"
-    mode, holders = value
-    if mode == "write":
-        return f"write by {layout.thread_name(holders)}"
-    return "read by " + ",".join(layout.thread_name(t) for t in holders)
-
-
-def mmap_lock_init(mem) -> None:
-    mem.layout.cell("mmap_lock", None, shown=_show_mmap_lock)
-
-
-def mmap_read_lock(s) -> None:
-    held = s.mmap_lock
-    if held is not None and held[0] == "write":
-        raise Blocked
-    s.mmap_lock = ("read", tuple(sorted((held[1] if held else ()) + (s.tid,))))
-
-
-def mmap_read_unlock(s) -> None:
-    readers = tuple(t for t in s.mmap_lock[1] if t != s.tid)
-    s.mmap_lock = ("read", readers) if readers else None
-
-
-def mmap_write_lock(s) -> None:
-    if s.mmap_lock is not None:
-        raise Blocked
-    s.mmap_lock = ("write", s.tid)
-
-
-def mmap_write_unlock(s) -> None:
-    s.mmap_lock = None
 
 
 # --- threads
@@ -345,10 +310,7 @@ class FreePtes(Thread):
 
     @step("mm/pte_ref.c:kfreeptd_pmd_entry")
     def pmd_clear(self, s):
-        # Not pgtable.pmd_clear(): its ghost check counts a zero-page entry as a mapping, and
-        # zero-page entries are meant to go with the page (a refault maps the zero page again).
-        s.pmd = None
-        tlb_unlinked(s, self.table[0])
+        pmd_clear(s)  # zero-page entries go with the page: a refault maps the zero page again
 
     @step("mm/pte_ref.c:kfreeptd_pmd_entry")
     def flush_tlb_range(self, s):

@@ -214,10 +214,12 @@ def pmd_clear(s):
     s.pmd = None
     if pmd_table(old):
         tables = s.layout.objects["pgtables"]
-        # Ghost checks: a mapping must not be lost with the table, and until the next TLB
-        # flush a CPU may still walk the table through its paging-structure cache.
+        # Ghost checks: a mapping must not be lost with the table (the shared zero page is not
+        # lost: a refault maps it again), and until the next TLB flush a CPU may still walk the
+        # table through its paging-structure cache.
         base = tables.base[old[0]]
-        if any(s.v[base + tables.offset[f"e{i}"]] is not None for i in range(tables.entries)):
+        entries = (s.v[base + tables.offset[f"e{i}"]] for i in range(tables.entries))
+        if any(pte is not None and pte[0] != ZERO_PAGE for pte in entries):
             s.report("unlink-mapped-table", f"{s.thread} unlinks {old}, which still maps a page")
         tlb_unlinked(s, old[0])
     return old
