@@ -17,6 +17,7 @@ it (an earlier unlock or later lock only lets grace periods end sooner, so this 
 behaviours, never hide one); rss and mapcount accounting into the entry write they account.
 """
 from ptmc import DONE, Model, Param, Thread, Variant, numbered, step
+from ptmc.kernel.irq import local_irq_restore, local_irq_save
 from ptmc.kernel.mmu_gather import FINISH, MmuGather, mmu_gather_init
 from ptmc.kernel.pgtable import (PageTables, mm_dec_nr_ptes, mm_inc_nr_ptes, pmd_clear,
                                  pmd_lockptr, pmd_none, pmd_populate, pmd_same, pmd_table, present,
@@ -367,6 +368,51 @@ class Reader(Thread):
         return DONE
 
 
+class GupFast(Thread):
+    """get_user_pages_fast() of entry 0: a lockless walk with IRQs disabled, no ptl at all.
+
+    gup_fast() disables IRQs, which holds off IPIs (the semi-RCU single-table free waits for
+    it) and, since the RCU flavour consolidation, is an RCU read-side section (so call_rcu()
+    waits for it too). It reads the pmd once, maps the table from that value without reading
+    the pmd again, reads the entry, and after grabbing the folio rechecks both the pmd and the
+    entry (70cbc3cc78a9), backing off if either changed.
+    """
+
+    pmdval: object = None
+    pte: object = None
+
+    @step("mm/gup.c:gup_fast_pmd_range")
+    def gup_fast_pmd(self, s):
+        local_irq_save(s)  # gup_fast(), folded into the pmd read
+        self.pmdval = s.pmd  # pmdp_get_lockless()
+        if not pmd_table(self.pmdval):
+            local_irq_restore(s)
+            return DONE
+
+    @step("mm/gup.c:gup_fast_pte_range")
+    def gup_fast_pte(self, s):
+        rcu_read_lock(s)  # pte_offset_map() of the local pmd copy
+        self.pte = ptep_get(s, self.pmdval, 0)  # ptep_get_lockless()
+        if pte_none(self.pte):
+            return "gup_fast_done"
+
+    @step("mm/gup.c:gup_fast_pte_range")
+    def gup_fast_recheck_pmd(self, s):
+        # After try_grab_folio_fast(): a pmd that changed means the table may be gone.
+        if not pmd_same(self.pmdval, s.pmd):
+            return "gup_fast_done"
+
+    @step("mm/gup.c:gup_fast_pte_range")
+    def gup_fast_recheck_pte(self, s):
+        ptep_get(s, self.pmdval, 0)
+
+    @step("mm/gup.c:gup_fast")
+    def gup_fast_done(self, s):
+        rcu_read_unlock(s)  # pte_unmap()
+        local_irq_restore(s)
+        return DONE
+
+
 class Reclaim(Model):
     """Merged PT_RECLAIM (v6.14+): zap reclaims empty PTE pages; RCU-protected walkers recheck."""
 
@@ -377,6 +423,7 @@ class Reclaim(Model):
     faults = Param(1, "write faults on entry 0")
     walkers = Param(1, "pte_offset_map_lock() walkers reading every entry")
     readers = Param(1, "pte_offset_map_ro_nolock() readers")
+    gup_fast = Param(0, "get_user_pages_fast() walkers (IRQs disabled, no ptl)")
     split_ptlocks = Param(True, "CONFIG_SPLIT_PTE_PTLOCKS: ptl per PTE page; false: ptl == pml")
     batch_alloc_fail = Param(True, "explore the mmu_gather batch page allocation failing")
     need_resched = Param(True, "explore need_resched() breaking the zap loop")
@@ -411,4 +458,5 @@ class Reclaim(Model):
                   for k, name in enumerate(numbered("fault", self.faults))),
                 *(Walker(name) for name in numbered("walker", self.walkers)),
                 *(Reader(name) for name in numbered("reader", self.readers)),
+                *(GupFast(name) for name in numbered("gup_fast", self.gup_fast)),
                 RcuCallbacks()]

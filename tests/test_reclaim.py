@@ -85,3 +85,21 @@ def test_ptl_equal_pml_takes_the_slow_path():
     slot = system.layout.pc_slot[0]
     reached = {state[slot] for state in ex.store.states}
     assert pc["slow_clear_pmd"] in reached and pc["clear_pmd"] not in reached
+
+
+GUP_ONLY = dict(gup_fast=1, walkers=0, readers=0, faults=0)
+
+
+def test_semi_rcu_ipi_does_wait_for_gup_fast():
+    """The IPI is held off by a CPU with IRQs disabled: GUP-fast alone is safe under the old
+    semi-RCU free, which is why the bug only appeared with rcu_read_lock() walkers."""
+    r = run("no_uaf", "semi_rcu_table_free", **GUP_ONLY)
+    assert (r.verdict, r.states) == ("holds", 486)
+
+
+def test_gup_fast_is_an_rcu_reader_in_mainline():
+    r = run("no_uaf", **GUP_ONLY)
+    assert r.verdict == "holds" and r.states > 0
+    ipi_free = run("no_uaf", "semi_rcu_table_free", **{**GUP_ONLY, "faults": 1})
+    assert ipi_free.verdict == "violated"  # the fault's rw_nolock walk is an RCU reader
+    assert ipi_free.trace[-1].thread == "fault"

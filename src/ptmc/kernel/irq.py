@@ -2,21 +2,25 @@
 
 An IPI sent with wait=1 completes once every other CPU has run the handler. A CPU with IRQs
 disabled holds it off; a CPU merely inside rcu_read_lock() does not (IRQs stay enabled there),
-which is why an IPI is no substitute for an RCU grace period.
+which is why an IPI is no substitute for an RCU grace period. Since the RCU flavour
+consolidation (v4.20) an IRQs-off region is also an RCU read-side critical section.
 """
 from ..state import Blocked
+from .rcu import rcu_read_lock, rcu_read_unlock
 
 
 def irq_init(layout) -> None:
     layout.cell("irqs_off", (), shown=lambda v, lay: ",".join(lay.thread_name(t) for t in v) or "none")
 
 
-def local_irq_disable(s) -> None:
+def local_irq_save(s) -> None:
     s.irqs_off = tuple(sorted(s.irqs_off + (s.tid,)))
+    rcu_read_lock(s)
 
 
-def local_irq_enable(s) -> None:
+def local_irq_restore(s) -> None:
     s.irqs_off = tuple(t for t in s.irqs_off if t != s.tid)
+    rcu_read_unlock(s)
 
 
 def smp_call_function_wait(s) -> None:

@@ -53,6 +53,8 @@ def render(result: Result) -> str:
     if result.violation:
         v = result.violation
         out.append(f"==> {v.check} violated: {v.message}")
+    elif (result.explored_verdict or result.verdict) == "holds":
+        out += [f"  holds: {check}" for check in result.checks]
     if result.obligations:
         out += ["", obligations_headline(result), *obligation_lines(result)]
         out.append(f"==> {result.property}: {result.verdict.upper()}")
