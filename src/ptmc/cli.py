@@ -46,13 +46,13 @@ def main():
     """ptmc: a model checker for the Linux kernel's page-table reclaim protocol."""
 
 
-_last_line = [0.0]
+_last_line = [float("-inf")]
 
 
 def _progress(states, transitions, depth, frontier, seconds):
     tty = sys.stderr.isatty()
     if not tty and seconds - _last_line[0] < 10:
-        return  # a log, not a terminal: one line every ten seconds
+        return  # a log, not a terminal: a first line after a second, then one every ten
     _last_line[0] = seconds
     end = "\r" if tty else "\n"
     click.echo(f"  {states:,} states  {states / max(seconds, 1e-9):,.0f} states/s  frontier {frontier:,}"

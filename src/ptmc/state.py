@@ -60,6 +60,8 @@ class Layout:
             raise ModelError(f"shared variable {name!r} declared after the model was set up")
         if name in self.index:
             raise ModelError(f"shared variable {name!r} declared twice")
+        if hasattr(Mem, name):
+            raise ModelError(f"shared variable {name!r} would hide Mem.{name}: choose another name")
         slot = len(self.names)
         self.names.append(name)
         self.index[name] = slot
@@ -106,37 +108,24 @@ class Layout:
 class Mem:
     """The memory one step sees: shared cells by name (``s.pmd``), the running thread, events.
 
-    Every access a step makes goes through ``load``/``store`` (attribute access is sugar for
-    them), so a step's read and write sets are knowable for a partial-order reduction.
+    Every access a step makes goes through ``slot``/``load``/``store`` or the named-cell
+    attributes, so a step's read and write sets are knowable for a partial-order reduction.
+    A model gets its own subclass (``bound``) whose shared variables are properties.
     """
 
-    __slots__ = ("layout", "v", "tid", "events", "script", "made", "model")
+    __slots__ = ("v", "tid", "events", "script", "made")
+    layout: Layout = None  # class attributes of the per-model subclass
+    model = None
 
-    def __init__(self, layout: Layout, values: list, tid: int | None, model, script=()):
-        object.__setattr__(self, "layout", layout)
-        object.__setattr__(self, "v", values)
-        object.__setattr__(self, "tid", tid)
-        object.__setattr__(self, "events", [])
-        object.__setattr__(self, "script", script)
-        object.__setattr__(self, "made", [])  # (label, options, index) per choice taken
-        object.__setattr__(self, "model", model)
+    def __init__(self, values: list, tid: int | None, script=()):
+        self.v = values
+        self.tid = tid
+        self.events = []
+        self.script = script
+        self.made = []  # (label, options, index) per choice taken
 
-    # Shared cells by name: ``s.pmd``, ``s.pmd = TABLE``.  While the model is being set up,
-    # assigning a new name declares a shared variable with that initial value.
     def __getattr__(self, name):
-        try:
-            return self.v[self.layout.index[name]]
-        except KeyError:
-            raise AttributeError(f"no shared variable {name!r}") from None
-
-    def __setattr__(self, name, value):
-        slot = self.layout.index.get(name)
-        if slot is None:
-            if self.layout.frozen:
-                raise AttributeError(f"no shared variable {name!r}")
-            self.layout.cell(name, value)  # during set-up self.v is layout.initial
-        else:
-            self.v[slot] = value
+        raise AttributeError(f"no shared variable {name!r}")
 
     def slot(self, ref, access: str) -> int:
         """The slot a reference names: a shared variable's name, or an object that knows
@@ -180,3 +169,38 @@ class Mem:
     def maybe(self, label: str) -> bool:
         """A yes/no event outside the model's control, such as ``need_resched()``."""
         return self.choose(label, (False, True))
+
+
+def bound(layout: Layout, model) -> type:
+    """The Mem class of one model: every shared variable is an attribute (``s.pmd``)."""
+    def cell(slot):
+        return property(lambda s: s.v[slot], lambda s, value: s.v.__setitem__(slot, value))
+    cells = {name: cell(slot) for name, slot in layout.index.items() if name.isidentifier()}
+    return type("Mem", (Mem,), {"__slots__": (), "layout": layout, "model": model, **cells})
+
+
+class _Declaring(Mem):
+    """The memory ``Model.init`` runs on: assigning a new name declares a shared variable."""
+
+    __slots__ = ()
+
+    def __getattr__(self, name):
+        try:
+            return self.v[self.layout.index[name]]
+        except KeyError:
+            raise AttributeError(f"no shared variable {name!r}") from None
+
+    def __setattr__(self, name, value):
+        if name in Mem.__slots__:
+            object.__setattr__(self, name, value)
+            return
+        slot = self.layout.index.get(name)
+        if slot is None:
+            self.layout.cell(name, value)  # self.v is layout.initial
+        else:
+            self.v[slot] = value
+
+
+def declaring(layout: Layout, model) -> Mem:
+    cls = type("Mem", (_Declaring,), {"__slots__": (), "layout": layout, "model": model})
+    return cls(layout.initial, None)

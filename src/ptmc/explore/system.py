@@ -1,12 +1,13 @@
 """The system: a model instance compiled for exploration (layout, initial state, successors)."""
 from __future__ import annotations
 
+from operator import itemgetter
 from typing import NamedTuple
 
 from ..errors import ModelError, PtmcError
 from ..model import DONE, Model, same_class
 from ..state import DONE as DONE_PC
-from ..state import Blocked, Layout, Mem, Stop
+from ..state import Blocked, Layout, Stop, bound, declaring
 
 
 class Transition(NamedTuple):
@@ -25,8 +26,7 @@ class System:
         self.model = model
         self.reset_dead_locals = reset_dead_locals
         self.layout = layout = Layout()
-        mem = Mem(layout, layout.initial, None, model)
-        model.init(mem)
+        model.init(declaring(layout, model))
         self.threads = model.threads()
         names = [t.name for t in self.threads]
         if len(set(names)) != len(names):
@@ -36,6 +36,7 @@ class System:
             layout.add_thread(thread)
         layout.frozen = True
         self.initial = tuple(layout.initial)
+        self._mem = bound(layout, model)
         # Per thread: step functions, local names, and where each step falls through to.
         self._code = []
         for tid, thread in enumerate(self.threads):
@@ -43,10 +44,14 @@ class System:
             by_name = {st.name: i for i, st in enumerate(steps)}
             fall = [i + 1 if i + 1 < len(steps) and same_class(steps[i + 1], st) else DONE_PC
                     for i, st in enumerate(steps)]
-            local_names = tuple(thread.locals_initial())
-            self._code.append((thread, steps, by_name, fall, local_names,
-                               tuple(layout.local_slots[tid]), layout.pc_slot[tid],
-                               tuple(thread.locals_initial().values())))
+            initial = thread.locals_initial()
+            names = tuple(initial)
+            # A thread's locals sit right after its pc: copied in and out as one slice.
+            lo = layout.pc_slot[tid] + 1
+            get = (itemgetter(*names) if len(names) > 1 else
+                   (lambda d, n=names: (d[n[0]],)) if names else (lambda d: ()))
+            self._code.append((thread, steps, by_name, fall, names, lo, lo + len(names), get,
+                               layout.pc_slot[tid], tuple(initial.values())))
         try:
             hash(self.initial)
         except TypeError:
@@ -54,8 +59,8 @@ class System:
 
     def successors(self, state: tuple) -> list[tuple[Transition, tuple]]:
         out = []
-        layout, model = self.layout, self.model
-        for tid, (thread, steps, by_name, fall, names, slots, pc_slot, dead) in enumerate(self._code):
+        layout, new_mem, reset_dead = self.layout, self._mem, self.reset_dead_locals
+        for tid, (thread, steps, by_name, fall, names, lo, hi, get, pc_slot, dead) in enumerate(self._code):
             pc = state[pc_slot]
             if pc < 0:
                 continue
@@ -64,9 +69,8 @@ class System:
             script = ()
             while True:
                 values = list(state)
-                mem = Mem(layout, values, tid, model, script)
-                for n, sl in zip(names, slots):
-                    d[n] = values[sl]
+                mem = new_mem(values, tid, script)
+                d.update(zip(names, state[lo:hi]))
                 try:
                     ret = st.fn(thread, mem)
                     if ret is None:
@@ -91,12 +95,12 @@ class System:
                 if new_pc is not None:
                     # A finished thread's locals are dead: reset them so that states that
                     # differ only in them are one state.
-                    reset = new_pc == DONE_PC and self.reset_dead_locals
-                    for n, sl, init in zip(names, slots, dead):
-                        values[sl] = init if reset else d[n]
+                    values[lo:hi] = dead if new_pc == DONE_PC and reset_dead else get(d)
                     values[pc_slot] = new_pc
                     choices = tuple((label, options[i]) for label, options, i in mem.made)
                     out.append((Transition(tid, pc, choices, tuple(mem.events)), tuple(values)))
+                if not mem.made:
+                    break
                 script = _next_script(mem.made)
                 if script is None:
                     break
@@ -109,11 +113,11 @@ class System:
         """Threads that have not finished (daemons never count; an oopsed thread is dead)."""
         from ..state import OOPS
         return [tid for tid, code in enumerate(self._code)
-                if not code[0].daemon and state[code[6]] not in (DONE_PC, OOPS)]
+                if not code[0].daemon and state[code[8]] not in (DONE_PC, OOPS)]
 
     def view(self, state: tuple) -> Mem:
         """Read-only use of a state by properties (invariants see shared cells by name)."""
-        return Mem(self.layout, list(state), None, self.model)
+        return self._mem(list(state), None)
 
 
 def _next_script(made) -> tuple | None:
