@@ -126,6 +126,10 @@ class Zap(MmuGather, PteOffsetMapLock):
     def after_scan(self) -> str:
         if self.can_reclaim and self.direct_reclaim and self.i == self.model.entries:
             return "try_get_and_clear_pmd"
+        return self.before_unlock()
+
+    def before_unlock(self) -> str:
+        """A forced flush happens while the ptl is still held; then the unlock."""
         return "zap_tlb_flush" if self.force_flush else "zap_unlock"
 
     @step("mm/pt_reclaim.c:try_get_and_clear_pmd")
@@ -134,7 +138,7 @@ class Zap(MmuGather, PteOffsetMapLock):
         # With ptl == pml it always fails: that lock is already ours.
         if not spin_trylock(s, pmd_lockptr(s)):
             self.direct_reclaim = False
-            return "zap_tlb_flush" if self.force_flush else "zap_unlock"
+            return self.before_unlock()
 
     @step("mm/pt_reclaim.c:try_get_and_clear_pmd")
     def clear_pmd(self, s):
@@ -145,7 +149,7 @@ class Zap(MmuGather, PteOffsetMapLock):
     @step("mm/pt_reclaim.c:try_get_and_clear_pmd")
     def unlock_pml(self, s):
         spin_unlock(s, pmd_lockptr(s))
-        return "zap_tlb_flush" if self.force_flush else "zap_unlock"
+        return self.before_unlock()
 
     @step("include/asm-generic/tlb.h:tlb_flush_mmu_tlbonly")
     def zap_tlb_flush(self, s):
