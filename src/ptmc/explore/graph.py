@@ -1,7 +1,7 @@
 """State graphs as networkx DiGraphs, built from the compact store after exploration.
 
-networkx is never the visited set (about 2 KB and 40 us per node against ~200 B and a few us
-for a tuple-keyed dict); these views are derived from the store on demand:
+networkx is never the visited set (a node with its attribute dicts costs kilobytes and tens of
+microseconds); these views are derived from the store on demand:
 
 - ``full``: every stored state and transition (small models only);
 - ``trace``: the counterexample path and every transition out of its states (its neighbourhood);
