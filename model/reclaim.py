@@ -44,11 +44,11 @@ class PteOffsetMapLock(Thread):
 
     pmdval: object = None  # the pmd value read locklessly
     ptl: object = None  # pte_lockptr(pmdval): the table's split lock, or pml when not split
-    map_then: str = None  # where to continue with the table mapped and locked
-    map_fail: str = None  # where to continue when the pmd maps no table (NULL)
+    _map_then: str = None  # where to continue with the table mapped and locked
+    _map_fail: str = None  # where to continue when the pmd maps no table (NULL)
 
     def pte_offset_map_lock(self, then: str, fail: str) -> str:
-        self.map_then, self.map_fail = then, fail
+        self._map_then, self._map_fail = then, fail
         return "map_pmd"
 
     @step("mm/pgtable-generic.c:___pte_offset_map")
@@ -57,21 +57,21 @@ class PteOffsetMapLock(Thread):
         self.pmdval = s.pmd  # pmdp_get_lockless()
         if not pmd_table(self.pmdval):
             rcu_read_unlock(s)
-            return self.map_fail
+            return self._map_fail
         self.ptl = pte_lockptr(s, self.pmdval)
 
     @step("mm/pgtable-generic.c:__pte_offset_map_lock")
     def map_spin_lock(self, s):
         spin_lock(s, self.ptl)
         if self.model.no_pmd_same_recheck:
-            return self.map_then
+            return self._map_then
 
     @step("mm/pgtable-generic.c:__pte_offset_map_lock")
     def map_pmd_same(self, s):
         # Between the lockless read and the lock, reclaim may have unlinked the table (or a
         # new one was installed): only a table the pmd still links may be written (I2).
         if pmd_same(self.pmdval, s.pmd):
-            return self.map_then
+            return self._map_then
         pte_unmap_unlock(s, self.ptl)
         return "map_pmd"
 
@@ -333,7 +333,7 @@ class Walker(PteOffsetMapLock):
 
     i: int = 0
     first_step = "map_pmd"
-    map_then, map_fail = "walk_pte", DONE  # pte_offset_map_lock(), then walk; NULL: nothing to walk
+    _map_then, _map_fail = "walk_pte", DONE  # pte_offset_map_lock(), then walk; NULL: nothing to walk
 
     @step("mm/pagewalk.c:walk_pte_range")
     def walk_pte(self, s):

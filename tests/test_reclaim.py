@@ -103,3 +103,13 @@ def test_gup_fast_is_an_rcu_reader_in_mainline():
     ipi_free = run("no_uaf", "semi_rcu_table_free", **{**GUP_ONLY, "faults": 1})
     assert ipi_free.verdict == "violated"  # the fault's rw_nolock walk is an RCU reader
     assert ipi_free.trace[-1].thread == "fault"
+
+
+def test_counterexample_steps_show_what_they_read():
+    """Reads that change nothing are shown (the pmd a walker saw); primitives' bookkeeping
+    (RCU grace periods, generations) is not."""
+    r = run("no_lost_pte", "no_pmd_same_recheck")
+    fault_reads = [st.reads for st in r.trace if st.thread == "fault"]
+    assert {"pmd": "pt0"} in fault_reads
+    assert any(reads.get("pt0.e0") == "none" for reads in fault_reads)
+    assert not any(name in ("rcu_gp", "rcu_readers", "pt0.gen") for st in r.trace for name in st.reads)

@@ -15,6 +15,7 @@ class TraceStep:
     changes: dict[str, tuple[str, str]]  # variable -> (before, after), as displayed
     choices: list[tuple[str, str]] = field(default_factory=list)
     events: list[tuple[str, str]] = field(default_factory=list)
+    reads: dict[str, str] = field(default_factory=dict)  # shared variables read, not changed
 
 
 @dataclass

@@ -49,13 +49,16 @@ class Layout:
         self.initial: list = []
         self.tags: dict[str, list[int]] = {}
         self.shown: dict[int, object] = {}  # slot -> function(value, layout) -> str
+        self.quiet: set[int] = set()
         self.objects: dict[str, object] = {}  # named memory objects, e.g. the page tables
         self.threads: list = []
         self.pc_slot: list[int] = []  # per thread id
         self.local_slots: list[list[int]] = []
         self.frozen = False
 
-    def cell(self, name: str, initial, tag: str | None = None, shown=None) -> int:
+    def cell(self, name: str, initial, tag: str | None = None, shown=None, quiet: bool = False) -> int:
+        """Declare a shared variable. ``quiet``: a primitive's bookkeeping, whose reads traces
+        do not show (its changes they do)."""
         if self.frozen:
             raise ModelError(f"shared variable {name!r} declared after the model was set up")
         if name in self.index:
@@ -70,6 +73,8 @@ class Layout:
             self.tags.setdefault(tag, []).append(slot)
         if shown:
             self.shown[slot] = shown
+        if quiet:
+            self.quiet.add(slot)
         return slot
 
     def add_thread(self, thread) -> None:
@@ -171,12 +176,38 @@ class Mem:
         return self.choose(label, (False, True))
 
 
-def bound(layout: Layout, model) -> type:
+class _Recording(Mem):
+    """A Mem that also records every slot a step touches: used when a trace is replayed, so
+    that counterexamples can show what a step read (the explorer's hot path does not pay)."""
+
+    __slots__ = ("touched",)
+
+    def __init__(self, values: list, tid: int | None, script=()):
+        super().__init__(values, tid, script)
+        self.touched = []
+
+    def slot(self, ref, access: str) -> int:
+        slot = super().slot(ref, access)
+        self.touched.append(slot)
+        return slot
+
+    def load(self, ref):
+        return self.v[self.slot(ref, "reads")]
+
+    def store(self, ref, value) -> None:
+        self.v[self.slot(ref, "writes")] = value
+
+
+def bound(layout: Layout, model, recording: bool = False) -> type:
     """The Mem class of one model: every shared variable is an attribute (``s.pmd``)."""
     def cell(slot):
+        if recording:
+            return property(lambda s: (s.touched.append(slot), s.v[slot])[1],
+                            lambda s, value: (s.touched.append(slot), s.v.__setitem__(slot, value)))
         return property(lambda s: s.v[slot], lambda s, value: s.v.__setitem__(slot, value))
     cells = {name: cell(slot) for name, slot in layout.index.items() if name.isidentifier()}
-    return type("Mem", (Mem,), {"__slots__": (), "layout": layout, "model": model, **cells})
+    base = _Recording if recording else Mem
+    return type("Mem", (base,), {"__slots__": (), "layout": layout, "model": model, **cells})
 
 
 class _Declaring(Mem):

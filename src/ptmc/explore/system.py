@@ -15,6 +15,7 @@ class Transition(NamedTuple):
     pc: int  # the step taken
     choices: tuple  # ((label, value), ...) made inside the step
     events: tuple  # ((kind, message), ...) reported by primitives
+    touched: tuple = ()  # shared slots the step accessed (only when replaying a trace)
 
 
 class System:
@@ -37,6 +38,7 @@ class System:
         layout.frozen = True
         self.initial = tuple(layout.initial)
         self._mem = bound(layout, model)
+        self._recording_mem = bound(layout, model, recording=True)
         # Per thread: step functions, local names, and where each step falls through to.
         self._code = []
         for tid, thread in enumerate(self.threads):
@@ -57,9 +59,12 @@ class System:
         except TypeError:
             raise ModelError(f"model {model.name}: initial state holds an unhashable value") from None
 
-    def successors(self, state: tuple) -> list[tuple[Transition, tuple]]:
+    def successors(self, state: tuple, record: bool = False) -> list[tuple[Transition, tuple]]:
+        """Every transition enabled in ``state`` with the state it leads to, in a fixed order.
+        ``record``: also note the slots each step touched (for traces; slower)."""
         out = []
-        layout, new_mem, reset_dead = self.layout, self._mem, self.reset_dead_locals
+        layout, reset_dead = self.layout, self.reset_dead_locals
+        new_mem = self._recording_mem if record else self._mem
         for tid, (thread, steps, by_name, fall, names, lo, hi, get, pc_slot, dead) in enumerate(self._code):
             pc = state[pc_slot]
             if pc < 0:
@@ -98,7 +103,8 @@ class System:
                     values[lo:hi] = dead if new_pc == DONE_PC and reset_dead else get(d)
                     values[pc_slot] = new_pc
                     choices = tuple((label, options[i]) for label, options, i in mem.made)
-                    out.append((Transition(tid, pc, choices, tuple(mem.events)), tuple(values)))
+                    touched = tuple(dict.fromkeys(mem.touched)) if record else ()
+                    out.append((Transition(tid, pc, choices, tuple(mem.events), touched), tuple(values)))
                 if not mem.made:
                     break
                 script = _next_script(mem.made)

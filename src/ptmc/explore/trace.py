@@ -7,10 +7,12 @@ from .bfs import Exploration
 from .system import System, Transition
 
 
-def transition_between(system: System, before: tuple, after: tuple) -> Transition:
-    """The first transition (in exploration order) from ``before`` to ``after``."""
-    for tr, nxt in system.successors(before):
-        if nxt == after:
+def transition_between(system: System, before: tuple, after: tuple, like: Transition | None = None
+                       ) -> Transition:
+    """The first transition (in exploration order) from ``before`` to ``after`` (the same step
+    and choices as ``like``, if given), replayed with the slots it touched recorded."""
+    for tr, nxt in system.successors(before, record=True):
+        if nxt == after and (like is None or (tr.tid, tr.pc, tr.choices) == (like.tid, like.pc, like.choices)):
             return tr
     raise AssertionError("stored parent does not lead to its child")
 
@@ -21,17 +23,21 @@ def trace_steps(system: System, exploration: Exploration) -> list[TraceStep]:
     hops = [(transition_between(system, store.states[a], store.states[b]), store.states[a], store.states[b])
             for a, b in zip(numbers, numbers[1:])]
     if found.transition is not None:
-        hops.append((found.transition, store.states[found.state], found.target))
+        before = store.states[found.state]
+        hops.append((transition_between(system, before, found.target, like=found.transition), before,
+                     found.target))
     return [_step(system, tr, before, after) for tr, before, after in hops]
 
 
 def _step(system: System, tr: Transition, before: tuple, after: tuple) -> TraceStep:
-    info = system.step_info(tr)
+    info, layout = system.step_info(tr), system.layout
     return TraceStep(
         thread=system.threads[tr.tid].name,
         step=info.name,
         kernel_function=info.kernel_function,
         changes=system.layout.changes(before, after),
         choices=[(label, show(value)) for label, value in tr.choices],
+        reads={layout.names[slot]: layout.show_slot(slot, before[slot])
+               for slot in tr.touched if before[slot] == after[slot] and slot not in layout.quiet},
         events=list(tr.events),
     )

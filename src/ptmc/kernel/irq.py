@@ -10,7 +10,8 @@ from .rcu import rcu_read_lock, rcu_read_unlock
 
 
 def irq_init(layout) -> None:
-    layout.cell("irqs_off", (), shown=lambda v, lay: ",".join(lay.thread_name(t) for t in v) or "none")
+    layout.cell("irqs_off", (), shown=lambda v, lay: ",".join(lay.thread_name(t) for t in v) or "none",
+                quiet=True)
 
 
 def local_irq_save(s) -> None:

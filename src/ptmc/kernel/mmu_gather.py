@@ -44,7 +44,7 @@ class MmuGather(Thread):
     tlb_batch: tuple = None  # tlb->batch: tables awaiting flush and grace period, or no batch page
     tlb_flush_needed: bool = False  # tlb->freed_tables or cleared_ptes: a flush has work to do
     tlb_table: object = None  # the table tlb_remove_table() is freeing
-    tlb_then: str = None  # the step pte_free_tlb()/tlb_flush_mmu() return to
+    _tlb_then: str = None  # the step pte_free_tlb()/tlb_flush_mmu() return to
 
     # Configuration, fixed per thread by the model (not state).
     table_free_fallback = "call_rcu"  # tlb_remove_table_one(): "call_rcu" (PT_RECLAIM) or "ipi"
@@ -56,7 +56,7 @@ class MmuGather(Thread):
         self.tlb_flush_needed = True  # freed_tables = 1, cleared_pmds = 1
         if self.tlb_batch is None:
             if self.batch_alloc_can_fail and s.maybe("batch page allocation (GFP_NOWAIT) fails"):
-                self.tlb_table, self.tlb_then = table, then
+                self.tlb_table, self._tlb_then = table, then
                 return "tlb_table_invalidate"
             self.tlb_batch = ()
         self.tlb_batch += (table,)
@@ -67,7 +67,7 @@ class MmuGather(Thread):
         return self.tlb_flush_mmu(DONE)
 
     def tlb_resume(self) -> str:
-        return self.tlb_finish_mmu() if self.tlb_then == FINISH else self.tlb_then
+        return self.tlb_finish_mmu() if self._tlb_then == FINISH else self._tlb_then
 
     @step("mm/mmu_gather.c:tlb_table_invalidate")
     def tlb_table_invalidate(self, s):
@@ -94,7 +94,7 @@ class MmuGather(Thread):
 
     def tlb_flush_mmu(self, then: str) -> str:
         """tlb_flush_mmu(): flush the TLB if needed, then hand the batch to RCU; continue at ``then``."""
-        self.tlb_then = then
+        self._tlb_then = then
         if self.tlb_flush_needed:
             return "tlb_flush_mmu_tlbonly"
         return "tlb_table_flush" if self.tlb_batch else then
@@ -103,10 +103,10 @@ class MmuGather(Thread):
     def tlb_flush_mmu_tlbonly(self, s):
         flush_tlb_mm_range(s)
         self.tlb_flush_needed = False
-        return "tlb_table_flush" if self.tlb_batch else self.tlb_then
+        return "tlb_table_flush" if self.tlb_batch else self._tlb_then
 
     @step("mm/mmu_gather.c:tlb_table_flush")
     def tlb_table_flush(self, s):
         call_rcu(s, f"{self.name}.tlb_batch_rcu", tlb_remove_table_rcu, self.tlb_batch)
         self.tlb_batch = None
-        return self.tlb_then
+        return self._tlb_then

@@ -111,7 +111,7 @@ class PageTables:
         self.base, self.defaults = [], []
         for k in range(pages):
             base = layout.cell(f"pt{k}.state", False, shown=lambda v, _: "allocated" if v else "free")
-            layout.cell(f"pt{k}.gen", -1)
+            layout.cell(f"pt{k}.gen", -1, quiet=True)
             cells = [layout.cell(f"pt{k}.ptl", None, shown=show_holder)]
             cells += [layout.cell(f"pt{k}.e{i}", None) for i in range(entries)]
             cells += [layout.cell(f"pt{k}.{name}", value) for name, value in (fields or {}).items()]

@@ -34,13 +34,13 @@ def _show_gp(value, layout) -> str:
 
 def rcu_init(mem) -> None:
     """Declare RCU's state: who is inside a read-side section, pending synchronize_rcu()s."""
-    mem.layout.cell("rcu_readers", (), shown=_show_readers)  # sorted thread ids, one per nesting level
-    mem.layout.cell("rcu_gp", (), shown=_show_gp)  # (waiter, readers it still waits for)
+    mem.layout.cell("rcu_readers", (), shown=_show_readers, quiet=True)  # thread ids, one per nesting level
+    mem.layout.cell("rcu_gp", (), shown=_show_gp, quiet=True)  # (waiter, readers it still waits for)
 
 
 def rcu_head_cell(mem, name: str) -> int:
     """Declare an rcu_head (e.g. ptdesc->pt_rcu_head): idle, or a queued callback."""
-    return mem.layout.cell(name, None, tag="rcu_head", shown=_show_head)
+    return mem.layout.cell(name, None, tag="rcu_head", shown=_show_head, quiet=True)
 
 
 def _mask(readers: tuple) -> int:

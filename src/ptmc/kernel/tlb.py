@@ -7,7 +7,7 @@ docs/protocol.md). The model keeps the set of pages unlinked since the last flus
 
 
 def tlb_init(layout) -> None:
-    layout.cell("tlb_stale", (), shown=lambda v, _: ",".join(f"pt{p}" for p in v) or "none")
+    layout.cell("tlb_stale", (), shown=lambda v, _: ",".join(f"pt{p}" for p in v) or "none", quiet=True)
 
 
 def tlb_unlinked(s, page: int) -> None:

@@ -31,6 +31,7 @@ def to_dict(result: Result) -> dict:
         out["counterexample"] = [
             {"thread": st.thread, "step": st.step, "kernel_function": st.kernel_function,
              "changes": {k: list(v) for k, v in st.changes.items()},
+             "reads": st.reads,
              "choices": [list(c) for c in st.choices],
              "events": [{"kind": k, "message": m} for k, m in st.events]}
             for st in result.trace]

@@ -18,7 +18,12 @@ def step_lines(result: Result, n: int, st: TraceStep) -> list[str]:
         if value != "false":  # a yes/no choice is shown only when the unusual thing happened
             lines.append(f"  {label} = {value}")
     finished = st.changes.get(f"{st.thread}.pc", ("", ""))[1] in ("done", "hung", "oops")
+    for name, value in st.reads.items():
+        if not name.endswith(".pc") and "._" not in name:
+            lines.append(f"  reads {name} = {value}")
     for name, (before, after) in st.changes.items():
+        if "._" in name:
+            continue  # a thread's own bookkeeping (where a sub-sequence returns to)
         if name == f"{st.thread}.pc":
             if finished:
                 lines.append(f"  -> {after}")
@@ -37,7 +42,7 @@ def step_lines(result: Result, n: int, st: TraceStep) -> list[str]:
 def render(result: Result) -> str:
     if not result.explored:
         return "\n".join([obligations_headline(result), *obligation_lines(result)]) + "\n"
-    threads = result.threads
+    threads = active_threads(result)
     width = max([WIDTH] + [len(t) + 2 for t in threads])
     out = [headline(result), ""]
     if result.trace:
@@ -59,6 +64,12 @@ def render(result: Result) -> str:
         out += ["", obligations_headline(result), *obligation_lines(result)]
         out.append(f"==> {result.property}: {result.verdict.upper()}")
     return "\n".join(out).rstrip() + "\n"
+
+
+def active_threads(result: Result) -> list[str]:
+    """The threads that take a step in the counterexample (all of them when there is none)."""
+    acting = {st.thread for st in result.trace}
+    return [t for t in result.threads if t in acting] if acting else result.threads
 
 
 def headline(result: Result) -> str:
