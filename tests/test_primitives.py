@@ -12,7 +12,7 @@ from ptmc.kernel.pgtable import (PT, PageTables, pmd_same, pmd_table, present, p
                                  pte_free, pte_lockptr, pte_offset_map, ptep_get, set_pte_at)
 from ptmc.kernel.rcu import (RcuCallbacks, call_rcu, rcu_head_cell, rcu_init, rcu_read_lock,
                              rcu_read_unlock, synchronize_rcu, synchronize_rcu_wait)
-from ptmc.kernel.spinlock import spin_lock, spin_trylock, spin_unlock, spinlock_init
+from ptmc.kernel.spinlock import lock_holder, spin_lock, spin_trylock, spin_unlock, spinlock_init
 from ptmc.properties import at_end, deadlock_free, invariant, never
 
 
@@ -738,3 +738,28 @@ def test_freeing_an_unlinked_table_needs_a_tlb_flush_first(flush):
         assert r.verdict == "violated"
         assert r.trace[-1].step == "free"
         assert r.violation.message.startswith("t frees pt0 while a CPU's paging-structure cache may still walk it")
+
+
+def test_lock_holder_names_the_thread_holding_the_lock():
+    class Observer(Thread):
+        seen: object = "unset"
+
+        @step("x.c:look")
+        def look(self, s):
+            self.seen = lock_holder(s, "L")
+
+        @step("x.c:after")
+        def after(self, s):
+            pass
+
+    class Holder(Thread):
+        @step("x.c:take")
+        def take(self, s):
+            spin_lock(s, "L")
+
+    def init(mem):
+        spinlock_init(mem, "L")
+
+    states = reachable(make_model(init, lambda: [Holder("h"), Observer("o")]))
+    looked = {st["o.seen"] for st in states if st["o.pc"] == "after"}
+    assert looked == {None, 0}  # before h took the lock: nobody; after: h (thread id 0)
