@@ -346,8 +346,11 @@ class Walker(PteOffsetMapLock):
 
 
 class Reader(Thread):
-    """A pte_offset_map_ro_nolock() user (filemap_fault_recheck_pte_none): it may take the
-    ptl, but the table may already be unlinked, so it only reads."""
+    """A pte_offset_map_ro_nolock() user, filemap_fault_recheck_pte_none().
+
+    It may take the ptl it computed from the pmd value it read, but the table may already be
+    unlinked by then, so it only reads.
+    """
 
     pmdval: object = None
     ptl: object = None

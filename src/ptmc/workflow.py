@@ -1,6 +1,7 @@
 """What the commands do: load a property and its model, check, write the counterexample files."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import graphviz
@@ -161,13 +162,12 @@ def catalogue(root: Path) -> str:
     """Every model and property under ``root``, one line each."""
     lines = []
     for kind, folder in (("models", "model"), ("properties", "properties")):
-        files = sorted((root / folder).glob("*.py"))
+        files = [f for f in sorted((root / folder).glob("*.py")) if not f.name.startswith("_")]
+        width = max((len(f.stem) for f in files), default=0) + 2
         lines.append(f"{kind} ({folder}/):")
         for f in files:
-            if f.name.startswith("_"):
-                continue
             doc = (load_module(f, kind).__doc__ or "").strip().splitlines()
-            lines.append(f"  {f.stem:<20} {doc[0] if doc else ''}")
+            lines.append(f"  {f.stem:<{width}}{doc[0] if doc else ''}")
         lines.append("")
     return "\n".join(lines)
 
@@ -178,7 +178,7 @@ def describe(path: Path) -> str:
     if hasattr(module, "CHECKS") or hasattr(module, "OBLIGATIONS"):
         prop = load_property(path)
         lines = [f"property {prop.name}: {prop.doc.splitlines()[0] if prop.doc else ''}",
-                 f"  model: {prop.model_path or '-'}"]
+                 f"  model: {os.path.relpath(prop.model_path) if prop.model_path else '-'}"]
         if prop.params:
             lines.append("  parameters: " + ", ".join(f"{k}={v}" for k, v in prop.params.items()))
         if prop.variants:
