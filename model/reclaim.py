@@ -423,7 +423,7 @@ class GupFast(Thread):
 class Reclaim(Model):
     """Merged PT_RECLAIM (v6.14+): zap reclaims empty PTE pages; RCU-protected walkers recheck."""
 
-    entries = Param(2, "entries per PTE table (PTRS_PER_PTE is 512; the scan is per entry)")
+    entries = Param(2, "entries per PTE table (PTRS_PER_PTE is 512; the scan is per entry)", minimum=1)
     pages = Param(0, "PTE pages the allocator can hand out (0: as many as the threads can hold "
                      "at once: the linked one, one unpublished per fault, one unlinked per zap)")
     zaps = Param(1, "madvise(MADV_DONTNEED) threads zapping the whole PMD range")

@@ -244,8 +244,8 @@ class Refcount2021(Model):
 
     counters = PerTable()
 
-    entries = Param(2, "entries per PTE table (PTRS_PER_PTE; z3 covers 512)")
-    pages = Param(3, "PTE pages the allocator can hand out")
+    entries = Param(2, "entries per PTE table (PTRS_PER_PTE; z3 covers 512)", minimum=1)
+    pages = Param(3, "PTE pages the allocator can hand out", minimum=1)
     walkers = Param(1, "threads like pte_ref.rst's thread A (page table walkers)")
     madvisers = Param(1, "threads like thread B (madvise(MADV_DONTNEED))")
     faults = Param(1, "threads like thread C (page faults on entry 0)")

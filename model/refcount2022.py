@@ -370,8 +370,8 @@ class PerTable(Counters):
 class Refcount2022(Model):
     """2022 RFC: non-atomic mapped/zero-page counts under the ptl; free_ptes frees empty and zero tables."""
 
-    entries = Param(2, "entries per PTE table (PTRS_PER_PTE; z3 covers 512)")
-    pages = Param(2, "PTE pages the allocator can hand out")
+    entries = Param(2, "entries per PTE table (PTRS_PER_PTE; z3 covers 512)", minimum=1)
+    pages = Param(2, "PTE pages the allocator can hand out", minimum=1)
     faults = Param(1, "page faults on the last entry (each a read or a write fault)")
     zaps = Param(1, "madvise(MADV_DONTNEED) of the whole table")
     reclaimers = Param(1, "writers of /proc/sys/vm/free_ptes")

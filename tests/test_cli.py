@@ -345,3 +345,11 @@ def test_subprocess_holds(tmp_path):
     p = _ptmc(["check", PROPERTY, "--model", MODEL, "--out", tmp_path / "out"], tmp_path, 7)
     assert p.returncode == 0, p.stderr
     assert p.stdout.startswith("no_uaf: HOLDS")
+
+
+def test_parameter_below_its_minimum_is_a_one_line_error(in_repo):
+    for setting, message in (("entries=0", "parameter entries must be at least 1, got 0"),
+                             ("zaps=-1", "parameter zaps must be at least 0, got -1")):
+        r = run("check", "properties/no_uaf.py", "--set", setting)
+        assert r.exit_code == 2
+        assert message in r.output and "Traceback" not in r.output

@@ -52,10 +52,11 @@ def step(kernel_function: str, *, effect: dict | None = None):
 
 
 class Param:
-    """A model parameter: its default value (int or bool) and what it means."""
+    """A model parameter: its default value (int or bool), what it means, and for an int the
+    smallest value that makes sense (thread counts may be 0; table sizes not)."""
 
-    def __init__(self, default, help: str):
-        self.default, self.help = default, help
+    def __init__(self, default, help: str, minimum: int = 0):
+        self.default, self.help, self.minimum = default, help, minimum
 
     def parse(self, name: str, text) -> object:
         if not isinstance(text, str):
@@ -71,6 +72,8 @@ class Param:
                 raise PtmcError(f"parameter {name} is an integer, got {text!r}") from None
         if type(value) is not type(self.default):
             raise PtmcError(f"parameter {name} takes a {type(self.default).__name__}, got {value!r}")
+        if type(value) is int and value < self.minimum:
+            raise PtmcError(f"parameter {name} must be at least {self.minimum}, got {value}")
         return value
 
 
