@@ -21,7 +21,8 @@ from ptmc.kernel.irq import local_irq_restore, local_irq_save
 from ptmc.kernel.mmu_gather import FINISH, MmuGather, mmu_gather_init
 from ptmc.kernel.pgtable import (PageTables, mm_dec_nr_ptes, mm_inc_nr_ptes, pmd_clear,
                                  pmd_lockptr, pmd_none, pmd_populate, pmd_same, pmd_table, present,
-                                 pte_alloc_one, pte_clear, pte_free, pte_lockptr, pte_none,
+                                 pte_alloc_one, pte_clear, pte_free, pte_none,
+                                 pte_offset_map_nolock,
                                  ptep_get, set_pte_at)
 from ptmc.kernel.rcu import RcuCallbacks, rcu_init, rcu_read_lock, rcu_read_unlock
 from ptmc.kernel.spinlock import spin_lock, spin_trylock, spin_unlock
@@ -53,12 +54,10 @@ class PteOffsetMapLock(Thread):
 
     @step("mm/pgtable-generic.c:___pte_offset_map")
     def map_pmd(self, s):
-        rcu_read_lock(s)
-        self.pmdval = s.pmd  # pmdp_get_lockless()
-        if not pmd_table(self.pmdval):
-            rcu_read_unlock(s)
+        self.pmdval, ptl = pte_offset_map_nolock(s)
+        if ptl is None:
             return self._map_fail
-        self.ptl = pte_lockptr(s, self.pmdval)
+        self.ptl = ptl
 
     @step("mm/pgtable-generic.c:__pte_offset_map_lock")
     def map_spin_lock(self, s):
@@ -178,12 +177,10 @@ class Zap(MmuGather, PteOffsetMapLock):
 
     @step("mm/pgtable-generic.c:pte_offset_map_rw_nolock")
     def slow_map(self, s):
-        rcu_read_lock(s)
-        pmdval = s.pmd
-        if not pmd_table(pmdval):
-            rcu_read_unlock(s)
+        pmdval, ptl = pte_offset_map_nolock(s)
+        if ptl is None:
             return "slow_unlock_pml"
-        self.pmdval, self.ptl, self.j = pmdval, pte_lockptr(s, pmdval), 0
+        self.pmdval, self.ptl, self.j = pmdval, ptl, 0
         # No pmd_same() needed: the pmd cannot change while we hold pml.
         return "slow_check" if self.ptl == pmd_lockptr(s) else "slow_lock_ptl"
 
@@ -247,12 +244,10 @@ class Fault(PteOffsetMapLock):
 
     @step("mm/pgtable-generic.c:pte_offset_map_rw_nolock")
     def fault_map_nolock(self, s):
-        rcu_read_lock(s)
-        pmdval = s.pmd
-        if not pmd_table(pmdval):
-            rcu_read_unlock(s)
+        pmdval, ptl = pte_offset_map_nolock(s)
+        if ptl is None:
             return "handle_pte_fault"  # NULL: return 0 and the access faults again
-        self.pmdval, self.ptl = pmdval, pte_lockptr(s, pmdval)
+        self.pmdval, self.ptl = pmdval, ptl
 
     @step("mm/memory.c:handle_pte_fault")
     def fault_read_pte(self, s):
@@ -357,12 +352,10 @@ class Reader(Thread):
 
     @step("mm/pgtable-generic.c:pte_offset_map_ro_nolock")
     def ro_map(self, s):
-        rcu_read_lock(s)
-        self.pmdval = s.pmd
-        if not pmd_table(self.pmdval):
-            rcu_read_unlock(s)
+        self.pmdval, ptl = pte_offset_map_nolock(s)
+        if ptl is None:
             return DONE
-        self.ptl = pte_lockptr(s, self.pmdval)
+        self.ptl = ptl
 
     @step("mm/filemap.c:filemap_fault_recheck_pte_none")
     def ro_lock(self, s):

@@ -9,7 +9,7 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from conftest import MODEL, PROPERTY, ROOT
+from conftest import MODEL, PROPERTY
 from ptmc.cli import main
 from ptmc.model import load_model_class
 

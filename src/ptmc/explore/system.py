@@ -7,7 +7,7 @@ from typing import NamedTuple
 from ..errors import ModelError, PtmcError
 from ..model import DONE, Model, same_class
 from ..state import DONE as DONE_PC
-from ..state import Blocked, Layout, Stop, bound, declaring
+from ..state import OOPS, Blocked, Layout, Mem, Stop, bound, declaring
 
 
 class Transition(NamedTuple):
@@ -16,6 +16,20 @@ class Transition(NamedTuple):
     choices: tuple  # ((label, value), ...) made inside the step
     events: tuple  # ((kind, message), ...) reported by primitives
     touched: tuple = ()  # shared slots the step accessed (only when replaying a trace)
+
+
+class _Code(NamedTuple):
+    """What the explorer needs of one thread, computed once."""
+    thread: object
+    steps: list
+    by_name: dict  # step name -> pc
+    fall: list  # pc -> where it falls through to
+    names: tuple  # local names
+    lo: int  # the locals' slice of the state, right after the pc
+    hi: int
+    get: object  # thread.__dict__ -> the locals' values, in order
+    pc_slot: int
+    dead: tuple  # the locals' initial values
 
 
 class System:
@@ -52,8 +66,8 @@ class System:
             lo = layout.pc_slot[tid] + 1
             get = (itemgetter(*names) if len(names) > 1 else
                    (lambda d, n=names: (d[n[0]],)) if names else (lambda d: ()))
-            self._code.append((thread, steps, by_name, fall, names, lo, lo + len(names), get,
-                               layout.pc_slot[tid], tuple(initial.values())))
+            self._code.append(_Code(thread, steps, by_name, fall, names, lo, lo + len(names), get,
+                                    layout.pc_slot[tid], tuple(initial.values())))
         try:
             hash(self.initial)
         except TypeError:
@@ -113,13 +127,12 @@ class System:
         return out
 
     def step_info(self, tr: Transition):
-        return self._code[tr.tid][1][tr.pc]
+        return self._code[tr.tid].steps[tr.pc]
 
     def unfinished(self, state: tuple) -> list[int]:
         """Threads that have not finished (daemons never count; an oopsed thread is dead)."""
-        from ..state import OOPS
         return [tid for tid, code in enumerate(self._code)
-                if not code[0].daemon and state[code[8]] not in (DONE_PC, OOPS)]
+                if not code.thread.daemon and state[code.pc_slot] not in (DONE_PC, OOPS)]
 
     def view(self, state: tuple) -> Mem:
         """Read-only use of a state by properties (invariants see shared cells by name)."""

@@ -12,7 +12,7 @@ from functools import lru_cache
 
 from ..errors import ModelError
 from ..state import OOPS, Stop
-from .rcu import rcu_head_cell
+from .rcu import rcu_head_cell, rcu_read_lock, rcu_read_unlock
 from .spinlock import show_holder, spinlock_init
 from .tlb import tlb_init, tlb_may_walk, tlb_unlinked
 
@@ -182,6 +182,19 @@ def pte_lockptr(s, pmdval):
     """The ptl for a pmd value: the split lock in the PTE page, or the mm-wide lock (== pml)."""
     table = pte_offset_map(s, pmdval)
     return table.ptl if s.layout.objects["pgtables"].split_ptlocks else "pml"
+
+
+def pte_offset_map_nolock(s):
+    """___pte_offset_map() and pte_lockptr(): enter RCU, read the pmd once, and return that
+    value with the ptl it implies; the ptl is None (and RCU left again) when the pmd maps no
+    table. The table may be unlinked right after: a caller that writes must recheck
+    (pmd_same() under the ptl, or pte_same() against an entry that was not none)."""
+    rcu_read_lock(s)
+    pmdval = s.pmd
+    if not pmd_table(pmdval):
+        rcu_read_unlock(s)
+        return pmdval, None
+    return pmdval, pte_lockptr(s, pmdval)
 
 
 def pmd_lockptr(s) -> str:

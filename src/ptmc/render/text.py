@@ -21,7 +21,7 @@ def step_lines(result: Result, n: int, st: TraceStep) -> list[str]:
     for name, value in st.reads.items():
         if not name.endswith(".pc") and "._" not in name:
             lines.append(f"  reads {name} = {value}")
-    for name, (before, after) in st.changes.items():
+    for name, (_, after) in st.changes.items():
         if "._" in name:
             continue  # a thread's own bookkeeping (where a sub-sequence returns to)
         if name == f"{st.thread}.pc":
