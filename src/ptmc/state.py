@@ -153,7 +153,8 @@ class Mem:
             self.v[self.slot(ref, "writes")] = value
 
     @property
-    def thread(self) -> str:
+    def actor(self) -> str:
+        """The running thread's name (for messages)."""
         return self.layout.thread_name(self.tid) if self.tid is not None else "setup"
 
     def report(self, kind: str, message: str) -> None:

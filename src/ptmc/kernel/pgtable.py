@@ -70,10 +70,10 @@ class PageRef(tuple):
         live, gen = s.v[base], s.v[base + 1]
         if gen != ptr[1]:
             now = "" if live else " and is free again"
-            s.report("use-after-free", f"{s.thread} {access} {self}, but {_page(ptr)} was freed and "
-                                       f"reused{now} since {s.thread} got its pointer")
+            s.report("use-after-free", f"{s.actor} {access} {self}, but {_page(ptr)} was freed and "
+                                       f"reused{now} since {s.actor} got its pointer")
         elif not live:
-            s.report("use-after-free", f"{s.thread} {access} {self}, but {_page(ptr)} is free")
+            s.report("use-after-free", f"{s.actor} {access} {self}, but {_page(ptr)} is free")
         return base + tables.offset[field]
 
 
@@ -146,10 +146,10 @@ def pte_free(s, ptr: PT) -> None:
     tables = s.layout.objects["pgtables"]
     base = tables.base[ptr[0]]
     if not s.load(base) or s.load(base + 1) != ptr[1]:
-        s.report("double-free", f"{s.thread} frees {ptr}, which is already free")
+        s.report("double-free", f"{s.actor} frees {ptr}, which is already free")
         return
     if tlb_may_walk(s, ptr[0]):
-        s.report("use-after-free", f"{s.thread} frees {ptr} while a CPU's paging-structure cache may "
+        s.report("use-after-free", f"{s.actor} frees {ptr} while a CPU's paging-structure cache may "
                                    "still walk it: no TLB flush since it was unlinked")
     tables.reset(s, ptr[0])
     s.store(base, False)
@@ -172,7 +172,7 @@ def pmd_same(a, b) -> bool:
 def pte_offset_map(s, pmdval) -> PT:
     """Map the PTE table a pmd value points to; a pmd that is not a table cannot be mapped."""
     if not pmd_table(pmdval):
-        s.report("use-after-free", f"{s.thread} maps pmd value {pmdval if pmdval else 'none'},"
+        s.report("use-after-free", f"{s.actor} maps pmd value {pmdval if pmdval else 'none'},"
                                    " which is no longer a page table")
         raise Stop(OOPS)
     return pmdval
@@ -208,7 +208,7 @@ def ptep_get(s, table: PT, i: int):
 def set_pte_at(s, table: PT, i: int, pte) -> None:
     s.store(table.entry(i), pte)
     if s.tid is not None and not pmd_same(s.pmd, table):  # a ghost check, not a kernel access
-        s.report("pte-in-unlinked-table", f"{s.thread} writes {table}.e{i} := {pte}, but the pmd no "
+        s.report("pte-in-unlinked-table", f"{s.actor} writes {table}.e{i} := {pte}, but the pmd no "
                                           f"longer links {table}")
 
 
@@ -233,7 +233,7 @@ def pmd_clear(s):
         base = tables.base[old[0]]
         entries = (s.v[base + tables.offset[f"e{i}"]] for i in range(tables.entries))
         if any(pte is not None and pte[0] != ZERO_PAGE for pte in entries):
-            s.report("unlink-mapped-table", f"{s.thread} unlinks {old}, which still maps a page")
+            s.report("unlink-mapped-table", f"{s.actor} unlinks {old}, which still maps a page")
         tlb_unlinked(s, old[0])
     return old
 

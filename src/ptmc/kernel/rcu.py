@@ -76,14 +76,14 @@ def rcu_read_locked(s) -> bool:
 def call_rcu(s, head, fn, arg) -> None:
     """Queue ``fn(s, arg)`` to run after every current reader has left its section."""
     if s.load(head) is not None:
-        s.report("double-call-rcu", f"{s.thread} queues {fn.__name__}({arg}) on a busy rcu_head")
+        s.report("double-call-rcu", f"{s.actor} queues {fn.__name__}({arg}) on a busy rcu_head")
     s.store(head, (fn, arg, _mask(s.rcu_readers)))
 
 
 def synchronize_rcu(s) -> None:
     """Start waiting for a grace period; ``synchronize_rcu_wait`` is the step that returns."""
     if rcu_read_locked(s):
-        s.report("self-deadlock", f"{s.thread} calls synchronize_rcu() inside rcu_read_lock()")
+        s.report("self-deadlock", f"{s.actor} calls synchronize_rcu() inside rcu_read_lock()")
         raise Stop(HUNG)
     s.rcu_gp = tuple(sorted(s.rcu_gp + ((s.tid, _mask(s.rcu_readers)),)))
 
@@ -96,7 +96,7 @@ def synchronize_rcu_wait(s) -> None:
                 raise Blocked
             s.rcu_gp = tuple(g for g in s.rcu_gp if g[0] != s.tid)
             return
-    raise AssertionError(f"{s.thread}: synchronize_rcu_wait() without synchronize_rcu()")
+    raise AssertionError(f"{s.actor}: synchronize_rcu_wait() without synchronize_rcu()")
 
 
 class RcuCallbacks(Thread):

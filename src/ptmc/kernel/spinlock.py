@@ -21,7 +21,7 @@ def spin_lock(s, lock) -> None:
     slot = s.slot(lock, "takes")
     holder = s.v[slot]
     if holder == s.tid:
-        s.report("self-deadlock", f"{s.thread} takes {lock}, which it already holds")
+        s.report("self-deadlock", f"{s.actor} takes {lock}, which it already holds")
         raise Stop(HUNG)
     if holder is not None:
         raise Blocked
@@ -40,7 +40,7 @@ def spin_trylock(s, lock) -> bool:
 def spin_unlock(s, lock) -> None:
     slot = s.slot(lock, "unlocks")
     if s.v[slot] != s.tid:
-        s.report("bad-unlock", f"{s.thread} unlocks {lock}, which it does not hold")
+        s.report("bad-unlock", f"{s.actor} unlocks {lock}, which it does not hold")
     s.v[slot] = None
 
 
