@@ -8,6 +8,9 @@ states in an order fixed by the model alone.
 """
 from __future__ import annotations
 
+from itertools import compress
+from operator import is_not
+
 from .errors import ModelError
 
 # Program-counter values of a thread that no longer runs a step.
@@ -27,6 +30,44 @@ class Stop(Exception):
     def __init__(self, pc: int):
         super().__init__(STOPPED[pc])
         self.pc = pc
+
+
+def identical(a, b) -> bool:
+    """Equal *and* of the same types all the way down: ``False`` and ``0``, ``1`` and ``1.0``, a
+    ``PT`` and a plain tuple compare equal in Python but are different states. Used wherever
+    two states are compared (the visited store, trace replay), never Python equality alone."""
+    if a is b:
+        return True
+    if a.__class__ is not b.__class__:
+        return False
+    if isinstance(a, tuple):
+        if len(a) != len(b):
+            return False
+        # Most slots of two equal states hold the very same objects: look only at the others.
+        return all(identical(x, y) for x, y in compress(zip(a, b), map(is_not, a, b)))
+    if isinstance(a, frozenset):
+        return set(map(_typed, a)) == set(map(_typed, b))
+    return a == b
+
+
+def _typed(value):
+    """A key that tells apart values Python's equality merges (for the members of a frozenset)."""
+    if isinstance(value, tuple):
+        return (value.__class__, tuple(map(_typed, value)))
+    if isinstance(value, frozenset):
+        return (frozenset, frozenset(map(_typed, value)))
+    return (value.__class__, value)
+
+
+_id_sets: dict[tuple, tuple] = {}
+
+
+def id_set(values) -> tuple:
+    """A sorted tuple of ints (thread ids, page numbers), one shared object per value, so that
+    equal states hold the very same object there and ``identical`` sees it at once. Ints only:
+    a dict keyed by value would merge ``(True,)`` and ``(1,)``."""
+    key = tuple(sorted(values))
+    return _id_sets.setdefault(key, key)
 
 
 def show(value) -> str:
@@ -107,7 +148,7 @@ class Layout:
 
     def changes(self, before: tuple, after: tuple) -> dict[str, tuple[str, str]]:
         return {self.names[i]: (self.show_slot(i, a), self.show_slot(i, b))
-                for i, (a, b) in enumerate(zip(before, after)) if a != b}
+                for i, (a, b) in enumerate(zip(before, after)) if not identical(a, b)}
 
 
 class Mem:

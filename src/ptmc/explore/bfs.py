@@ -1,11 +1,5 @@
 """Exhaustive breadth-first exploration: every interleaving, shortest counterexample first.
 
-The visited store is a dict from the flat state tuple to its number, a list of states and an
-array of parent numbers: 8 bytes a slot plus ~150 bytes of tuple, dict and parent overhead
-(about 750 bytes for the reclaim model's 70 slots, see bench/), exact, with no collisions.
-A networkx node costs several times that; graphs for display are built from the store
-afterwards (see graph.py).
-
 Exploration goes level by level. A violation found while expanding level d is d+1 steps
 long; the rest of level d is still scanned for deadlocks and end-state failures, which are d
 steps long, so what is reported is a shortest counterexample, and always the same one.
@@ -13,12 +7,12 @@ steps long, so what is reported is a shortest counterexample, and always the sam
 from __future__ import annotations
 
 import time
-from array import array
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ..errors import ModelError
 from ..result import HOLDS, INCONCLUSIVE, VIOLATED
 from ..smt.link import effect_link
+from .store import Store
 from .system import System, Transition
 
 
@@ -30,34 +24,6 @@ class Found:
     state: int  # number of the last state before the violating transition (or the state itself)
     transition: Transition | None = None  # the violating transition, for events and invariants
     target: tuple | None = None
-
-
-@dataclass
-class Store:
-    """Every state reached, its number, and the number of the state it was first reached from."""
-
-    states: list = field(default_factory=list)
-    index: dict = field(default_factory=dict)
-    parent: array = field(default_factory=lambda: array("q"))
-
-    def add(self, state: tuple, parent: int) -> bool:
-        try:
-            if state in self.index:
-                return False
-        except TypeError:
-            raise ModelError("a thread local or shared variable holds an unhashable value "
-                             "(use tuples, not lists or dicts)") from None
-        self.index[state] = len(self.states)
-        self.states.append(state)
-        self.parent.append(parent)
-        return True
-
-    def path(self, number: int) -> list[int]:
-        out = []
-        while number >= 0:
-            out.append(number)
-            number = self.parent[number]
-        return out[::-1]
 
 
 @dataclass

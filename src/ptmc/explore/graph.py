@@ -32,7 +32,7 @@ def full_graph(system: System, ex: Exploration) -> nx.DiGraph:
         g.add_node(n, state=system.layout.describe(state))
     for n, state in enumerate(store.states):
         for tr, nxt in system.successors(state):
-            m = store.index.get(nxt)
+            m = store.find(nxt)
             if m is not None:  # an exploration stopped early has unexpanded successors
                 _add_edge(g, n, m, _label(system, tr))
     return g
@@ -51,7 +51,8 @@ def trace_graph(system: System, ex: Exploration) -> nx.DiGraph:
         g.add_edge(a, b, label="", on_trace=True)
     for n in path:
         for tr, nxt in system.successors(store.states[n]):
-            m = store.index.get(nxt, f"new{n}:{_label(system, tr)}")
+            m = store.find(nxt)
+            m = f"new{n}:{_label(system, tr)}" if m is None else m
             if m not in g:
                 g.add_node(m, state=system.layout.describe(nxt), on_trace=False)
             _add_edge(g, n, m, _label(system, tr))

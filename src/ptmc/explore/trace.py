@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..result import TraceStep
-from ..state import show
+from ..state import identical, show
 from .bfs import Exploration
 from .system import System, Transition
 
@@ -12,7 +12,7 @@ def transition_between(system: System, before: tuple, after: tuple, like: Transi
     """The first transition (in exploration order) from ``before`` to ``after`` (the same step
     and choices as ``like``, if given), replayed with the slots it touched recorded."""
     for tr, nxt in system.successors(before, record=True):
-        if nxt == after and (like is None or (tr.tid, tr.pc, tr.choices) == (like.tid, like.pc, like.choices)):
+        if identical(nxt, after) and (like is None or (tr.tid, tr.pc, tr.choices) == (like.tid, like.pc, like.choices)):
             return tr
     raise AssertionError("stored parent does not lead to its child")
 

@@ -5,7 +5,7 @@ disabled holds it off; a CPU merely inside rcu_read_lock() does not (IRQs stay e
 which is why an IPI is no substitute for an RCU grace period. Since the RCU flavour
 consolidation (v4.20) an IRQs-off region is also an RCU read-side critical section.
 """
-from ..state import Blocked
+from ..state import Blocked, id_set
 from .rcu import rcu_read_lock, rcu_read_unlock
 
 
@@ -15,12 +15,12 @@ def irq_init(layout) -> None:
 
 
 def local_irq_save(s) -> None:
-    s.irqs_off = tuple(sorted(s.irqs_off + (s.tid,)))
+    s.irqs_off = id_set(s.irqs_off + (s.tid,))
     rcu_read_lock(s)
 
 
 def local_irq_restore(s) -> None:
-    s.irqs_off = tuple(t for t in s.irqs_off if t != s.tid)
+    s.irqs_off = id_set(t for t in s.irqs_off if t != s.tid)
     rcu_read_unlock(s)
 
 

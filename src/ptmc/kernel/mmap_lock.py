@@ -1,5 +1,5 @@
 """mmap_lock (include/linux/mmap_lock.h): an rwsem; readers share it, a writer excludes all."""
-from ..state import Blocked
+from ..state import Blocked, id_set
 
 
 def _show(value, layout) -> str:
@@ -19,11 +19,11 @@ def mmap_read_lock(s) -> None:
     held = s.mmap_lock
     if held is not None and held[0] == "write":
         raise Blocked
-    s.mmap_lock = ("read", tuple(sorted((held[1] if held else ()) + (s.tid,))))
+    s.mmap_lock = ("read", id_set((held[1] if held else ()) + (s.tid,)))
 
 
 def mmap_read_unlock(s) -> None:
-    readers = tuple(t for t in s.mmap_lock[1] if t != s.tid)
+    readers = id_set(t for t in s.mmap_lock[1] if t != s.tid)
     s.mmap_lock = ("read", readers) if readers else None
 
 

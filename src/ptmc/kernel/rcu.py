@@ -8,7 +8,7 @@ Readers that start later never delay it. The ``RcuCallbacks`` daemon runs ready 
 order, as the callbacks of different CPUs may run.
 """
 from ..model import Thread, step
-from ..state import HUNG, Blocked, Stop
+from ..state import HUNG, Blocked, Stop, id_set
 
 
 def _names(mask: int, layout) -> str:
@@ -51,13 +51,13 @@ def _mask(readers: tuple) -> int:
 
 
 def rcu_read_lock(s) -> None:
-    s.rcu_readers = tuple(sorted(s.rcu_readers + (s.tid,)))
+    s.rcu_readers = id_set(s.rcu_readers + (s.tid,))
 
 
 def rcu_read_unlock(s) -> None:
     readers = list(s.rcu_readers)
     readers.remove(s.tid)
-    s.rcu_readers = tuple(readers)
+    s.rcu_readers = id_set(readers)
     if s.tid in readers:
         return  # still nested
     gone, v = ~(1 << s.tid), s.v

@@ -4,6 +4,7 @@ After a pmd is cleared, a CPU may keep walking the old PTE page through its pagi
 cache until the TLB is flushed; the page must not be freed before that (invariant H of
 docs/protocol.md). The model keeps the set of pages unlinked since the last flush.
 """
+from ..state import id_set
 
 
 def tlb_init(layout) -> None:
@@ -13,7 +14,7 @@ def tlb_init(layout) -> None:
 def tlb_unlinked(s, page: int) -> None:
     """A PTE page was just unlinked: CPUs may still cache walks through it."""
     if page not in s.tlb_stale:
-        s.tlb_stale = tuple(sorted(s.tlb_stale + (page,)))
+        s.tlb_stale = id_set(s.tlb_stale + (page,))
 
 
 def tlb_may_walk(s, page: int) -> bool:
