@@ -27,6 +27,7 @@ from ptmc.kernel.pgtable import (PageTables, mm_dec_nr_ptes, mm_inc_nr_ptes, pmd
 from ptmc.kernel.rcu import RcuCallbacks, rcu_init, rcu_read_lock, rcu_read_unlock
 from ptmc.kernel.spinlock import spin_lock, spin_trylock, spin_unlock
 from ptmc.kernel.tlb import flush_tlb_mm_range
+from ptmc.properties import reachable
 
 
 def mapcount(page: int) -> str:
@@ -413,6 +414,12 @@ class GupFast(Thread):
         return DONE
 
 
+def slow_path_gives_up(before, after) -> bool:
+    """A zap's slow-path recheck finds an entry that is not none and leaves the table alone."""
+    return any(z.pc == "slow_check" and after.thread(z.name).pc not in ("slow_check", "slow_clear_pmd")
+               for z in before.threads("zap"))
+
+
 class Reclaim(Model):
     """Merged PT_RECLAIM (v6.14+): zap reclaims empty PTE pages; RCU-protected walkers recheck."""
 
@@ -447,6 +454,31 @@ class Reclaim(Model):
             set_pte_at(mem, table, i, present(i + 1))
         mm_inc_nr_ptes(mem)
         pmd_populate(mem, table)
+
+    def witnesses(self):
+        """The paths a run must take, where this configuration has them: a "holds" that never
+        reclaimed a table, or never raced a fault with it, would say nothing."""
+        if not self.zaps:
+            return []
+        out = [reachable("zap.slow_clear_pmd", "slow-path reclaim: try_to_free_pte() rechecks every "
+                                               "entry under pml and the ptl, then clears the pmd"),
+               reachable("rcu.rcu_do_batch", "an RCU callback frees an unlinked PTE page")]
+        if self.split_ptlocks:  # with ptl == pml the trylock of pml under the ptl always fails
+            out.append(reachable("zap.clear_pmd", "fast-path reclaim: try_get_and_clear_pmd() "
+                                                  "trylocks pml under the ptl and clears the pmd"))
+        if self.batch_alloc_fail:
+            out.append(reachable("zap.tlb_table_invalidate", "the batch page allocation fails: the "
+                                                             "table is freed on its own (tlb_remove_table_one)"))
+        if self.faults:
+            out.append(reachable(slow_path_gives_up, "try_to_free_pte() finds an entry refilled since "
+                                                     "the scan and gives up", name="slow path gives up"))
+            if not self.no_pmd_same_recheck:
+                out.append(reachable("*.map_pmd_same->map_pmd", "pmd_same() fails under the ptl: "
+                                     "__pte_offset_map_lock() unlocks and retries", name="pmd_same retry"))
+        if self.faults >= 2:
+            out.append(reachable("fault.free_unpublished", "a fault loses the pmd_install() race and "
+                                                           "frees its unpublished table"))
+        return out
 
     def threads(self):
         zaps = [Zap(name) for name in numbered("zap", self.zaps)]

@@ -116,8 +116,10 @@ def test_syntax_error_in_property_file(tmp_path):
 
 def test_exception_while_loading_property_names_file_and_line(tmp_path):
     prop = tmp_path / "raises.py"
-    prop.write_text('"""Raises."""\nfrom ptmc.properties import never\n\nCHECKS = [never("typo-event")]\n')
-    assert_one_line_error(run("check", prop, "--out", tmp_path), "unknown event 'typo-event'")
+    prop.write_text(f'"""Raises."""\nfrom ptmc.properties import never\nMODEL = "{MODEL}"\n'
+                    'CHECKS = [never("typo-event")]\n')
+    assert_one_line_error(run("check", prop, "--out", tmp_path),
+                          "unknown event 'typo-event' for model refcount2021", "use-after-free")
     prop.write_text('"""Raises."""\nx = 1\ny = x / 0\n')
     assert_one_line_error(run("check", prop, "--out", tmp_path), f"{prop}:3: ZeroDivisionError")
 

@@ -404,9 +404,9 @@ def test_never_event_reported_by_step():
     assert r.trace[-1].choices == [("bad", "true")]
 
 
-def test_never_with_unknown_event_is_rejected():
-    with pytest.raises(PtmcError, match="unknown event 'use-after-fre'"):
-        never("use-after-fre")
+def test_never_with_unknown_event_is_rejected_for_the_model():
+    with pytest.raises(PtmcError, match="unknown event 'use-after-fre' for model increment"):
+        check_model(Increment(), [never("use-after-fre")])
 
 
 def test_max_states_is_inconclusive_with_a_reason():

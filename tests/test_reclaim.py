@@ -113,3 +113,58 @@ def test_counterexample_steps_show_what_they_read():
     assert {"pmd": "pt0"} in fault_reads
     assert any(reads.get("pt0.e0") == "none" for reads in fault_reads)
     assert not any(name in ("rcu_gp", "rcu_readers", "pt0.gen") for st in r.trace for name in st.reads)
+
+
+# --------------------------------------------------------------------------------------------
+# Witnesses: the load-bearing paths are really taken, in both lock configurations.
+# --------------------------------------------------------------------------------------------
+
+RACE = dict(faults=2, walkers=0, readers=0, need_resched=False)  # small enough to lose pmd_install()
+WITNESSES = {"zap.slow_clear_pmd", "rcu.rcu_do_batch", "zap.tlb_table_invalidate", "slow path gives up",
+             "pmd_same retry", "fault.free_unpublished"}
+
+
+@pytest.mark.parametrize("split", [True, False])
+def test_every_reclaim_path_is_witnessed(split):
+    r = run("no_uaf", split_ptlocks=split, **RACE)
+    assert r.verdict == "holds", r.violation
+    found = {w.name: w.length for w in r.witnesses if w.found}
+    # The fast path exists only with split ptlocks: with ptl == pml its trylock always fails.
+    assert set(found) == WITNESSES | ({"zap.clear_pmd"} if split else set())
+    assert all(w.found for w in r.witnesses)
+    assert all(length > 0 for length in found.values())
+
+
+def test_a_disabled_path_fails_the_run(tmp_path):
+    """An edit that makes the fast path's trylock always fail changes no safety verdict, but
+    the run says the fast-path witness was never found (exit code 1)."""
+    source = (ROOT / "model" / "reclaim.py").read_text()
+    broken = source.replace("if not spin_trylock(s, pmd_lockptr(s)):", "if True:")
+    assert broken != source
+    model = tmp_path / "reclaim.py"
+    model.write_text(broken)
+    r = workflow.check(ROOT / "properties" / "no_uaf.py", model_path=model)
+    assert r.verdict == "violated" and r.exit_code == 1
+    assert r.violation.kind == "reachable" and r.violation.check == "zap.clear_pmd"
+    assert r.violation.message.startswith("witness not found: fast-path reclaim")
+    assert r.trace == []
+    assert "mm/pt_reclaim.c:try_get_and_clear_pmd [clear_pmd]" in r.unreached["zap"]
+
+
+def test_unreached_steps_of_the_default_run():
+    r = run("no_uaf")
+    assert r.unreached == {
+        "zap": ["mm/mmu_gather.c:tlb_remove_table_sync_one [tlb_remove_table_sync_one]",
+                "mm/mmu_gather.c:__tlb_remove_table [tlb_remove_table_now]"],  # semi-RCU only
+        "fault": ["mm/memory.c:__pte_alloc [free_unpublished]"],  # needs a second fault
+    }
+
+
+def test_witness_trace_is_shortest_and_rendered():
+    from ptmc.render import text
+    r = workflow.check(ROOT / "properties" / "no_uaf.py", witnesses=["zap.clear_pmd"])
+    [w] = [w for w in r.witnesses if w.name == "zap.clear_pmd"]
+    assert w.found and w.length == len(w.trace) == 8
+    assert (w.trace[-1].thread, w.trace[-1].step) == ("zap", "clear_pmd")
+    out = text.render(r)
+    assert "witness zap.clear_pmd: fast-path reclaim" in out and "8. try_get_and_clear_pmd()\n  [clear_pmd]" in out

@@ -70,12 +70,14 @@ def _progress(states, transitions, depth, frontier, seconds):
               help="Where counterexamples are written.")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=DEFAULT_TIMEOUT,
               show_default=True, help="Solver time-out per z3 obligation, seconds (a time-out is inconclusive).")
+@click.option("--witness", "witnesses", multiple=True, metavar="NAME",
+              help="Also print the shortest trace reaching this witness (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
-def check(property_file, model_path, variants, settings, max_states, out_dir, timeout, as_json):
+def check(property_file, model_path, variants, settings, max_states, out_dir, timeout, witnesses, as_json):
     """Explore every interleaving of the model and check PROPERTY_FILE (and its z3 obligations)."""
     result = workflow.check(property_file, model_path=model_path, variants=variants,
                             settings=workflow.parse_settings(settings), max_states=max_states,
-                            progress=_progress, timeout=timeout)
+                            progress=_progress, timeout=timeout, witnesses=witnesses)
     written = workflow.write_counterexample(result, out_dir) if result.violation else []
     if as_json:
         click.echo(render_json.render(result), nl=False)

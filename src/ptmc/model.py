@@ -144,7 +144,17 @@ def numbered(name: str, n: int) -> list[str]:
 
 
 class Model:
-    """A model: ``Param`` and ``Variant`` class attributes, ``init(mem)`` and ``threads()``."""
+    """A model: ``Param`` and ``Variant`` class attributes, ``init(mem)`` and ``threads()``.
+
+    ``EVENTS``: bad events of the model's own (name -> one-line description), which its steps
+    raise with ``s.report(name, message)`` and property files check with ``never(name)``.
+    ``maintains``: accounting the model keeps exact (``"nr_ptes"``, ``"mapcount"``), which a
+    check may need (``needs=``). ``witnesses()``: the paths every run of the model must reach
+    (``reachable`` checks), so that a "holds" is never vacuous about them.
+    """
+
+    EVENTS: dict[str, str] = {}
+    maintains: tuple = ()
 
     def __init__(self, params: dict | None = None, variants=()):
         params, variants = dict(params or {}), list(variants)
@@ -175,9 +185,26 @@ class Model:
     def variants(cls) -> dict[str, Variant]:
         return _ordered(cls, Variant)
 
+    @classmethod
+    def events(cls) -> dict[str, str]:
+        out = {}
+        for klass in reversed(cls.__mro__):
+            out.update(klass.__dict__.get("EVENTS", {}))
+        return out
+
     def init(self, mem) -> None:
         """Declare the shared memory and its initial values (``mem.pmd = ...``)."""
         raise NotImplementedError
+
+    def witnesses(self) -> list:
+        """``reachable`` checks every run of this model (with these parameters) must satisfy."""
+        return []
+
+    def observers(self, system) -> list:
+        """Per-transition checks the explorer runs for this model: the z3 effect link when the
+        model declares ``counters`` (see ptmc.smt)."""
+        counters = getattr(self, "counters", None)
+        return [counters.observer(system)] if counters is not None else []
 
     def threads(self) -> list[Thread]:
         raise NotImplementedError

@@ -26,6 +26,15 @@ class Violation:
 
 
 @dataclass
+class Witness:
+    name: str
+    description: str
+    found: bool | None  # None: the run stopped (a violation, a limit) before finding it
+    length: int | None = None  # steps of the shortest trace reaching it
+    trace: list[TraceStep] | None = None  # when asked for (ptmc check --witness NAME)
+
+
+@dataclass
 class Result:
     property: str
     model: str
@@ -46,6 +55,9 @@ class Result:
     obligations: list = field(default_factory=list)  # smt.ObligationResult
     explored: bool = True  # False when only z3 obligations ran (ptmc prove)
     explored_verdict: str = ""  # exploration's own verdict, when obligations also ran
+    unreached: dict[str, list[str]] = field(default_factory=dict)  # thread -> steps never taken
+    witnesses: list[Witness] = field(default_factory=list)
+    checked_events: list[str] = field(default_factory=list)  # events some never() check watches
 
     @property
     def exit_code(self) -> int:

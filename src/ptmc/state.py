@@ -151,6 +151,44 @@ class Layout:
                 for i, (a, b) in enumerate(zip(before, after)) if not identical(a, b)}
 
 
+def thread_matches(pattern: str, name: str) -> bool:
+    """A thread name (``zap1``), its kind (``zap`` names zap, zap1, zap2, ...) or ``*``."""
+    if pattern in ("*", name):
+        return True
+    return name.startswith(pattern) and name[len(pattern):].isdigit()
+
+
+class ThreadView:
+    """A thread as property code sees it: ``pc`` is the name of its next step (or done, hung,
+    oops), its locals are attributes (``s.thread("zap").table``)."""
+
+    __slots__ = ("_mem", "tid")
+
+    def __init__(self, mem, tid: int):
+        self._mem, self.tid = mem, tid
+
+    @property
+    def name(self) -> str:
+        return self._mem.layout.thread_name(self.tid)
+
+    @property
+    def pc(self) -> str:
+        layout = self._mem.layout
+        slot = layout.pc_slot[self.tid]
+        return layout.show_slot(slot, self._mem.v[slot])
+
+    def __getattr__(self, local):
+        layout = self._mem.layout
+        slot = layout.index.get(f"{self.name}.{local}")
+        if slot is None:
+            names = [n.split(".", 1)[1] for n in layout.names if n.startswith(f"{self.name}.")]
+            raise AttributeError(f"thread {self.name} has no local {local!r} (it has: {', '.join(names)})")
+        return self._mem.v[slot]
+
+    def __repr__(self):
+        return f"<thread {self.name} at {self.pc}>"
+
+
 class Mem:
     """The memory one step sees: shared cells by name (``s.pmd``), the running thread, events.
 
@@ -162,6 +200,7 @@ class Mem:
     __slots__ = ("v", "tid", "events", "script", "made")
     layout: Layout = None  # class attributes of the per-model subclass
     model = None
+    known_events: dict = {}  # event name -> description
 
     def __init__(self, values: list, tid: int | None, script=()):
         self.v = values
@@ -198,8 +237,25 @@ class Mem:
         """The running thread's name (for messages)."""
         return self.layout.thread_name(self.tid) if self.tid is not None else "setup"
 
+    def thread(self, name: str) -> ThreadView:
+        """The thread called ``name`` (for properties: ``s.thread("zap").pc``)."""
+        for tid, thread in enumerate(self.layout.threads):
+            if thread.name == name:
+                return ThreadView(self, tid)
+        raise ModelError(f"no thread named {name!r} (threads: "
+                         f"{', '.join(t.name for t in self.layout.threads)})")
+
+    def threads(self, kind: str = "*") -> list[ThreadView]:
+        """The threads of a kind (``zap``: zap, zap1, zap2, ...), in order; all by default."""
+        return [ThreadView(self, tid) for tid, t in enumerate(self.layout.threads)
+                if thread_matches(kind, t.name)]
+
     def report(self, kind: str, message: str) -> None:
-        """A bad event (use-after-free, self-deadlock, ...), raised by a kernel primitive."""
+        """A bad event (use-after-free, self-deadlock, ...), raised by a kernel primitive or a
+        model step; the model must know it (ptmc.kernel.EVENTS or the model's EVENTS)."""
+        if kind not in self.known_events:
+            raise ModelError(f"{self.actor} reports event {kind!r}, which neither the kernel "
+                             "primitives nor the model's EVENTS declare")
         if (kind, message) not in self.events:  # e.g. a lock's load and store of one freed page
             self.events.append((kind, message))
 
@@ -240,7 +296,7 @@ class _Recording(Mem):
         self.v[self.slot(ref, "writes")] = value
 
 
-def bound(layout: Layout, model, recording: bool = False) -> type:
+def bound(layout: Layout, model, events: dict, recording: bool = False) -> type:
     """The Mem class of one model: every shared variable is an attribute (``s.pmd``)."""
     def cell(slot):
         if recording:
@@ -249,7 +305,8 @@ def bound(layout: Layout, model, recording: bool = False) -> type:
         return property(lambda s: s.v[slot], lambda s, value: s.v.__setitem__(slot, value))
     cells = {name: cell(slot) for name, slot in layout.index.items() if name.isidentifier()}
     base = _Recording if recording else Mem
-    return type("Mem", (base,), {"__slots__": (), "layout": layout, "model": model, **cells})
+    return type("Mem", (base,), {"__slots__": (), "layout": layout, "model": model,
+                                 "known_events": events, **cells})
 
 
 class _Declaring(Mem):
@@ -274,6 +331,7 @@ class _Declaring(Mem):
             self.v[slot] = value
 
 
-def declaring(layout: Layout, model) -> Mem:
-    cls = type("Mem", (_Declaring,), {"__slots__": (), "layout": layout, "model": model})
+def declaring(layout: Layout, model, events: dict) -> Mem:
+    cls = type("Mem", (_Declaring,), {"__slots__": (), "layout": layout, "model": model,
+                                      "known_events": events})
     return cls(layout.initial, None)

@@ -18,7 +18,6 @@ from .render import json as render_json
 from .render import stategraph as render_stategraph
 from .render import text as render_text
 from .result import HOLDS, INCONCLUSIVE, VIOLATED, Result
-from .smt.link import CHECK as LINK_CHECK
 from .smt.obligations import known_params
 from .smt.obligations import verdict as smt_verdict
 
@@ -38,7 +37,7 @@ def instantiate(model_path, params: dict, variants) -> Model:
 
 
 def check(property_file, *, model_path=None, variants=(), settings=None, max_states=None,
-          progress=None, timeout=None, explore=True) -> Result:
+          progress=None, timeout=None, explore=True, witnesses=()) -> Result:
     """Explore the property's model against its checks (unless ``explore`` is false) and prove
     its z3 obligations; the verdict is violated if either fails, inconclusive if either could
     not finish (state limit, solver time-out) and nothing failed."""
@@ -54,9 +53,7 @@ def check(property_file, *, model_path=None, variants=(), settings=None, max_sta
     if explore and prop.checks:
         model = model_cls(model_settings, model_variants)
         result = check_model(model, prop.checks, property_name=prop.name, max_states=max_states,
-                             progress=progress)
-        if getattr(model, "counters", None) is not None:
-            result.checks.append(LINK_CHECK.name)  # the explorer checked it on every transition
+                             progress=progress, witness_traces=witnesses)
     else:
         result = Result(property=prop.name, model=model_cls.name if model_cls else "",
                         variants=sorted(set(all_variants)), params={}, threads=[], verdict=HOLDS,

@@ -3,26 +3,33 @@
 Exploration goes level by level. A violation found while expanding level d is d+1 steps
 long; the rest of level d is still scanned for deadlocks and end-state failures, which are d
 steps long, so what is reported is a shortest counterexample, and always the same one.
+Witnesses (``reachable`` checks) are found the same way: the first found is a shortest one.
+
+Per-transition checks that are not properties of the state (the z3 effect link) are
+*observers* the model supplies (``Model.observers``): objects with a ``check``, an
+``initial(state)`` and a ``transition(state, tr, nxt)``, each returning None or what is wrong.
+The explorer knows nothing else about them.
 """
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from ..errors import ModelError
+from ..errors import ModelError, PtmcError
 from ..result import HOLDS, INCONCLUSIVE, VIOLATED
-from ..smt.link import effect_link
+from ..state import STOPPED, thread_matches
 from .store import Store
 from .system import System, Transition
 
 
 @dataclass
 class Found:
+    """A violation or a witness: where exploration found it."""
     check: object  # properties.Check
     message: str
     length: int
-    state: int  # number of the last state before the violating transition (or the state itself)
-    transition: Transition | None = None  # the violating transition, for events and invariants
+    state: int  # number of the last state before the transition (or the state itself)
+    transition: Transition | None = None  # the transition that violates or witnesses
     target: tuple | None = None
 
 
@@ -36,22 +43,30 @@ class Exploration:
     found: Found | None = None
     reason: str = ""
     deadlocks: int = 0
+    taken: set = field(default_factory=set)  # (tid, pc) of every step taken
+    witnesses: dict = field(default_factory=dict)  # witness name -> Found
+    missing: list = field(default_factory=list)  # witness checks not found by a complete run
+    observed: list = field(default_factory=list)  # names of the observers' checks
 
 
-def explore(system: System, checks, max_states: int | None = None, progress=None) -> Exploration:
+def explore(system: System, checks, max_states: int | None = None, progress=None,
+            observers=()) -> Exploration:
     events = {c.event: c for c in checks if c.kind == "never"}
     invariants = [c for c in checks if c.kind == "invariant"]
     at_end = [c for c in checks if c.kind == "at_end"]
     deadlock_check = next((c for c in checks if c.kind == "deadlock_free"), None)
+    witnesses = Witnesses(system, [c for c in checks if c.kind == "reachable"])
 
     store = Store()
     store.add(system.initial, -1)
     start = time.monotonic()
     transitions = deadlocks = depth = 0
     found = _invariant_failure(system, invariants, system.initial, 0, None, -1)
-    link = effect_link(system)  # declared step effects vs code, for models with counters (smt/link.py)
-    if found is None and link is not None and (message := link.initial(system.initial)):
-        found = Found(link.check, message, 0, 0)
+    for obs in observers:
+        if found is None and (message := obs.initial(system.initial)):
+            found = Found(obs.check, message, 0, 0)
+    witnesses.state(system.initial, 0, None, -1)
+    taken = set()
     level_end, i, reason = 1, 0, ""
     next_report = start + 1.0
     states = store.states
@@ -75,6 +90,7 @@ def explore(system: System, checks, max_states: int | None = None, progress=None
                     found = _end_failure(system, at_end, state, depth, i) or found
             if found is None:
                 for tr, nxt in succ:
+                    taken.add(tr[:2])
                     for kind, message in tr.events:
                         check = events.get(kind)
                         if check is not None:
@@ -82,10 +98,18 @@ def explore(system: System, checks, max_states: int | None = None, progress=None
                             break
                     if found is not None:
                         break
-                    if link is not None and (message := link.transition(state, tr, nxt)):
-                        found = Found(link.check, message, depth + 1, i, tr, nxt)
+                    for obs in observers:
+                        if message := obs.transition(state, tr, nxt):
+                            found = Found(obs.check, message, depth + 1, i, tr, nxt)
+                            break
+                    if found is not None:
                         break
-                    if store.add(nxt, i) and invariants:
+                    new = store.add(nxt, i)
+                    if witnesses.pending:
+                        witnesses.transition(state, tr, nxt, depth + 1, i)
+                        if new:
+                            witnesses.state(nxt, depth + 1, tr, i)
+                    if new and invariants:
                         found = _invariant_failure(system, invariants, nxt, depth + 1, tr, i)
                         if found is not None:
                             break
@@ -102,13 +126,93 @@ def explore(system: System, checks, max_states: int | None = None, progress=None
         reason = (f"interrupted: {len(states)} states, {transitions} transitions, depth {depth}, "
                   f"{len(states) - i} states not yet expanded")
     seconds = time.monotonic() - start
-    if found is not None:
+    missing = witnesses.missing() if found is None and not reason else []
+    if found is not None or missing:
         verdict = VIOLATED
     elif reason:
         verdict = INCONCLUSIVE
     else:
         verdict = HOLDS
-    return Exploration(verdict, store, transitions, depth, seconds, found, reason, deadlocks)
+    return Exploration(verdict, store, transitions, depth, seconds, found, reason, deadlocks,
+                       taken, witnesses.found, missing, [o.check.name for o in observers])
+
+
+class Witnesses:
+    """The ``reachable`` checks of a run, and the first (shortest) place each was found."""
+
+    def __init__(self, system: System, checks):
+        self.system, self.checks = system, checks
+        self.found: dict[str, Found] = {}
+        self.on_states = [c for c in checks if c.fn is not None and c.arity == 1]
+        self.on_moves = [c for c in checks if c.fn is not None and c.arity == 2]
+        self.on_steps: dict[tuple, list] = {}  # (tid, pc) -> [(check, pc after or None)]
+        for check in checks:
+            if check.step is not None:
+                for where, then in _resolve_step(system, check):
+                    self.on_steps.setdefault(where, []).append((check, then))
+        names = [c.name for c in checks]
+        if len(set(names)) != len(names):
+            raise PtmcError(f"two witnesses share a name: {', '.join(sorted(names))}")
+        self.pending = bool(checks)
+
+    def _hit(self, check, length, number, tr, target) -> None:
+        self.found[check.name] = Found(check, check.description, length, number, tr, target)
+        self.on_states = [c for c in self.on_states if c is not check]
+        self.on_moves = [c for c in self.on_moves if c is not check]
+        self.on_steps = {k: kept for k, v in self.on_steps.items()
+                         if (kept := [(c, t) for c, t in v if c is not check])}
+        self.pending = bool(self.on_states or self.on_moves or self.on_steps)
+
+    def state(self, state, length, tr, parent) -> None:
+        """``state`` was just stored, reached by ``tr`` from state ``parent``."""
+        if not self.on_states:
+            return
+        view = self.system.view(state)
+        for check in list(self.on_states):
+            if _evaluate_witness(self.system, check, (view,), state):
+                if tr is None:
+                    self._hit(check, 0, 0, None, None)
+                else:
+                    self._hit(check, length, parent, tr, state)
+
+    def transition(self, state, tr, nxt, length, number) -> None:
+        hits = self.on_steps.get(tr[:2])
+        if hits:
+            pc_after = nxt[self.system.layout.pc_slot[tr.tid]]
+            for check, then in hits:
+                if then is None or then == pc_after:
+                    self._hit(check, length, number, tr, nxt)
+        if self.on_moves:
+            before, after = self.system.view(state), self.system.view(nxt)
+            for check in list(self.on_moves):
+                if _evaluate_witness(self.system, check, (before, after), nxt):
+                    self._hit(check, length, number, tr, nxt)
+
+    def missing(self) -> list:
+        return [c for c in self.checks if c.name not in self.found]
+
+
+def _resolve_step(system: System, check) -> list[tuple]:
+    """The (tid, pc) places and the pc after them (None: any) that a 'thread.step->next'
+    witness names; an input error if no thread of the model has such a step."""
+    pattern, step, then = check.step
+    threads = [t for t in system.threads if thread_matches(pattern, t.name)]
+    if not threads:
+        raise PtmcError(f"witness {check.name!r}: the model has no thread {pattern!r} "
+                        f"(threads: {', '.join(t.name for t in system.threads)})")
+    out = []
+    stopped = {name: pc for pc, name in STOPPED.items()}
+    for t in threads:
+        by_name = {st.name: pc for pc, st in enumerate(t.steps)}
+        if step not in by_name:
+            continue
+        if then is not None and then not in by_name and then not in stopped:
+            raise PtmcError(f"witness {check.name!r}: {t.name} has no step {then!r} to go on to")
+        out.append(((t.tid, by_name[step]), None if then is None else by_name.get(then, stopped.get(then))))
+    if not out:
+        raise PtmcError(f"witness {check.name!r}: no thread {pattern!r} has a step {step!r} "
+                        f"(steps: {', '.join(st.name for st in threads[0].steps)})")
+    return out
 
 
 def _invariant_failure(system, invariants, state, length, tr, parent) -> Found | None:
@@ -129,15 +233,25 @@ def _end_failure(system, at_end, state, depth, number) -> Found | None:
     return None
 
 
-def _evaluate(system, check, state) -> str | None:
+def _call(system, check, args, state):
     try:
-        verdict = check.fn(system.view(state))
+        return check.fn(*args)
+    except PtmcError:
+        raise
     except Exception as e:  # noqa: BLE001 - a bug in a property: say which, and where
         raise ModelError(f"check {check.name} raised {type(e).__name__}: {e}; "
                          f"state: {system.layout.describe(state)}") from None
+
+
+def _evaluate(system, check, state) -> str | None:
+    verdict = _call(system, check, (system.view(state),), state)
     if verdict is True or verdict is None:
         return None
     return verdict if isinstance(verdict, str) else f"{check.name} is false"
+
+
+def _evaluate_witness(system, check, views, state) -> bool:
+    return bool(_call(system, check, views, state))
 
 
 def _deadlock_message(system, state, stuck) -> str:

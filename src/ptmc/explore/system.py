@@ -5,6 +5,7 @@ from operator import itemgetter
 from typing import NamedTuple
 
 from ..errors import ModelError, PtmcError
+from ..kernel import EVENTS
 from ..model import DONE, Model, same_class
 from ..state import DONE as DONE_PC
 from ..state import OOPS, Blocked, Layout, Mem, Stop, bound, declaring
@@ -41,7 +42,8 @@ class System:
         self.model = model
         self.reset_dead_locals = reset_dead_locals
         self.layout = layout = Layout()
-        model.init(declaring(layout, model))
+        self.events = {**EVENTS, **type(model).events()}
+        model.init(declaring(layout, model, self.events))
         self.threads = model.threads()
         names = [t.name for t in self.threads]
         if len(set(names)) != len(names):
@@ -51,8 +53,8 @@ class System:
             layout.add_thread(thread)
         layout.frozen = True
         self.initial = tuple(layout.initial)
-        self._mem = bound(layout, model)
-        self._recording_mem = bound(layout, model, recording=True)
+        self._mem = bound(layout, model, self.events)
+        self._recording_mem = bound(layout, model, self.events, recording=True)
         # Per thread: step functions, local names, and where each step falls through to.
         self._code = []
         for tid, thread in enumerate(self.threads):

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from ..result import TraceStep
 from ..state import identical, show
-from .bfs import Exploration
 from .system import System, Transition
 
 
@@ -17,8 +16,8 @@ def transition_between(system: System, before: tuple, after: tuple, like: Transi
     raise AssertionError("stored parent does not lead to its child")
 
 
-def trace_steps(system: System, exploration: Exploration) -> list[TraceStep]:
-    found, store = exploration.found, exploration.store
+def trace_steps(system: System, store, found) -> list[TraceStep]:
+    """The steps from the initial state to what ``found`` (a violation or a witness) names."""
     numbers = store.path(found.state)
     hops = [(transition_between(system, store.states[a], store.states[b]), store.states[a], store.states[b])
             for a, b in zip(numbers, numbers[1:])]

@@ -13,7 +13,7 @@ def render(result: Result) -> str:
         "label": _esc(f"{result.property} on {result.model}: {result.violation.check if result.violation else result.verdict}"),
         "labelloc": "t"})
     g.attr("node", shape="box", style="rounded,filled", fillcolor="white", fontname="Courier", fontsize="10")
-    threads = active_threads(result)
+    threads = active_threads(result, result.trace)
     rows = len(result.trace)
     # A grid: lane t, row r is node t_r; empty cells are invisible, so each step sits in its lane.
     for t, name in enumerate(threads):

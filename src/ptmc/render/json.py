@@ -22,23 +22,30 @@ def to_dict(result: Result) -> dict:
         "seconds": round(result.seconds, 3),
         "checks": result.checks,
         "deadlocks": result.deadlocks,
+        "witnesses": [{"name": w.name, "description": w.description, "found": w.found,
+                       "length": w.length, **({"trace": _trace(w.trace)} if w.trace is not None else {})}
+                      for w in result.witnesses],
+        "unreached": result.unreached,
     }
     if result.reason:
         out["reason"] = result.reason
     if result.violation:
         v = result.violation
         out["violation"] = {"check": v.check, "kind": v.kind, "message": v.message}
-        out["counterexample"] = [
-            {"thread": st.thread, "step": st.step, "kernel_function": st.kernel_function,
-             "changes": {k: list(v) for k, v in st.changes.items()},
-             "reads": st.reads,
-             "choices": [list(c) for c in st.choices],
-             "events": [{"kind": k, "message": m} for k, m in st.events]}
-            for st in result.trace]
+        out["counterexample"] = _trace(result.trace)
     if result.obligations:
         out["exploration_verdict"] = result.explored_verdict
         out["obligations"] = [o.to_dict() for o in result.obligations]
     return out
+
+
+def _trace(trace) -> list[dict]:
+    return [{"thread": st.thread, "step": st.step, "kernel_function": st.kernel_function,
+             "changes": {k: list(v) for k, v in st.changes.items()},
+             "reads": st.reads,
+             "choices": [list(c) for c in st.choices],
+             "events": [{"kind": k, "message": m} for k, m in st.events]}
+            for st in trace]
 
 
 def render(result: Result) -> str:

@@ -35,40 +35,79 @@ def step_lines(result: Result, n: int, st: TraceStep) -> list[str]:
         name = name[len(own):] if name.startswith(own) else name
         lines.append(f"  {name} := {after}")
     for kind, _ in st.events:
-        lines.append(f"  !! {kind}")
+        # Only what the property checks reads as the bug; other events are notes.
+        lines.append(f"  !! {kind}" if kind in result.checked_events else f"  note: {kind}")
     return lines
 
 
 def render(result: Result) -> str:
     if not result.explored:
         return "\n".join([obligations_headline(result), *obligation_lines(result)]) + "\n"
-    threads = active_threads(result)
-    width = max([WIDTH] + [len(t) + 2 for t in threads])
     out = [headline(result), ""]
     if result.trace:
-        out.append(_row(threads, width))
-        out.append(_row(["=" * len(t) for t in threads], width))
-        for n, st in enumerate(result.trace, 1):
-            col = threads.index(st.thread)
-            for line in _wrap(step_lines(result, n, st), width - 2):
-                cells = [""] * len(threads)
-                cells[col] = line
-                out.append(_row(cells, width).rstrip())
-            out.append("")
+        out += diagram(result, result.trace)
     if result.violation:
         v = result.violation
-        out.append(f"==> {v.check} violated: {v.message}")
+        if v.kind == "reachable":
+            out.append(f"==> witness {v.check} not found: {v.message.removeprefix('witness not found: ')}")
+        else:
+            out.append(f"==> {v.check} violated: {v.message}")
     elif (result.explored_verdict or result.verdict) == "holds":
         out += [f"  holds: {check}" for check in result.checks]
+    out += witness_lines(result)
+    out += unreached_lines(result)
+    for w in result.witnesses:
+        if w.trace is not None:
+            out += ["", f"witness {w.name}: {w.description} ({w.length} steps)", ""]
+            out += diagram(result, w.trace)
     if result.obligations:
         out += ["", obligations_headline(result), *obligation_lines(result)]
         out.append(f"==> {result.property}: {result.verdict.upper()}")
     return "\n".join(out).rstrip() + "\n"
 
 
-def active_threads(result: Result) -> list[str]:
-    """The threads that take a step in the counterexample (all of them when there is none)."""
-    acting = {st.thread for st in result.trace}
+def diagram(result: Result, trace: list[TraceStep]) -> list[str]:
+    """The steps of a trace, one column per thread that takes a step."""
+    threads = active_threads(result, trace)
+    width = max([WIDTH] + [len(t) + 2 for t in threads])
+    out = [_row(threads, width), _row(["=" * len(t) for t in threads], width)]
+    for n, st in enumerate(trace, 1):
+        col = threads.index(st.thread)
+        for line in _wrap(step_lines(result, n, st), width - 2):
+            cells = [""] * len(threads)
+            cells[col] = line
+            out.append(_row(cells, width).rstrip())
+        out.append("")
+    return out
+
+
+def witness_lines(result: Result) -> list[str]:
+    lines = []
+    for w in result.witnesses:
+        if w.found:
+            lines.append(f"  witnessed: {w.name} ({w.length} steps)")
+        elif w.found is False:
+            lines.append(f"  NOT FOUND: {w.name}: {w.description}")
+        else:
+            lines.append(f"  not yet witnessed (search stopped): {w.name}")
+    return lines
+
+
+def unreached_lines(result: Result) -> list[str]:
+    """Steps no explored transition took, per thread (SPIN's "unreached in proctype")."""
+    if not result.unreached:
+        return []
+    complete = not result.violation and not result.reason
+    lines = ["  unreached steps:" if complete else "  steps not reached before the search stopped:"]
+    for thread, steps in result.unreached.items():
+        lines += textwrap.wrap(", ".join(steps), 96, initial_indent=f"    {thread}: ",
+                               subsequent_indent="      ")
+    return lines
+
+
+def active_threads(result: Result, trace: list[TraceStep]) -> list[str]:
+    """The threads that take a step in the trace (all of them when there is none)."""
+    acting = {st.thread for st in trace}
     return [t for t in result.threads if t in acting] if acting else result.threads
 
 

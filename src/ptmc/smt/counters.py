@@ -54,6 +54,11 @@ class Counters:
         """Every name an effect or invariant expression may use."""
         return {*self.page, *self.thread, *self.sums, *self.sizes, *type(model).variants()}
 
+    def observer(self, system):
+        """The explorer's per-transition check that steps change these counters as declared."""
+        from .link import Link  # link.py builds on this module
+        return Link(system, self)
+
     def compiled(self, model) -> "Compiled":
         cache = self.__dict__.setdefault("_compiled", {})
         key = type(model)

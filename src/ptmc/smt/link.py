@@ -21,12 +21,6 @@ CHECK = Check("effects", "effects match code",
               "every step changes the declared counters exactly as its declared effect says")
 
 
-def effect_link(system) -> "Link | None":
-    """The link for ``system``'s model, or None when it declares no counters."""
-    counters = getattr(system.model, "counters", None)
-    return Link(system, counters) if counters is not None else None
-
-
 class Link:
     check = CHECK
 
