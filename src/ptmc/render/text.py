@@ -97,6 +97,9 @@ def unreached_lines(result: Result) -> list[str]:
     """Steps no explored transition took, per thread (SPIN's "unreached in proctype")."""
     if not result.unreached:
         return []
+    if result.trace:  # the counterexample is what matters; the list is in the JSON
+        n = sum(map(len, result.unreached.values()))
+        return [f"  {n} steps not reached before the search stopped (JSON: unreached)"]
     complete = not result.violation and not result.reason
     lines = ["  unreached steps:" if complete else "  steps not reached before the search stopped:"]
     for thread, steps in result.unreached.items():
