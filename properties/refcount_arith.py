@@ -32,15 +32,17 @@ from ptmc.smt import Claim, inductive, obligation, stepwise
 HERE = Path(__file__).resolve().parent
 rc2022 = load_module(HERE / "../model/refcount2022.py", "model")
 
-PTRS_PER_PTE = {"ptrs_per_pte": Param(512, "PTRS_PER_PTE: x86_64 with 4 KiB pages (the RFC hooks only x86)")}
+PTRS_PER_PTE = {"ptrs_per_pte": Param(512, "PTRS_PER_PTE: x86_64 with 4 KiB pages (the RFC hooks only x86); "
+                                           "a table has at least one entry", minimum=1)}
 ENCODING = {**PTRS_PER_PTE,
-            "mapped_bits": Param(10, "PTE_MAPPED_BITS"),
-            "zero_bits": Param(10, "PTE_ZERO_BITS"),
+            "mapped_bits": Param(10, "PTE_MAPPED_BITS", minimum=1),
+            "zero_bits": Param(10, "PTE_ZERO_BITS", minimum=1),
             "zero_shift": Param(10, "PTE_ZERO_SHIFT (PTE_MAPPED_SHIFT + PTE_MAPPED_BITS in the RFC)"),
-            "bits_per_long": Param(64, "BITS_PER_LONG: the width of unsigned long pte_refcount")}
+            "bits_per_long": Param(64, "BITS_PER_LONG: the width of unsigned long pte_refcount", minimum=1)}
 ATOMIC = {**PTRS_PER_PTE,
-          "max_tasks": Param(4 * 1024 * 1024, "PID_MAX_LIMIT on 64-bit: the most tasks that can hold a reference"),
-          "atomic_bits": Param(32, "bits of atomic_t"),
+          "max_tasks": Param(4 * 1024 * 1024, "PID_MAX_LIMIT on 64-bit: the most tasks that can hold a reference",
+                       minimum=1),
+          "atomic_bits": Param(32, "bits of atomic_t", minimum=1),
           "below_int_max": Param(False, "also require the count to stay <= INT_MAX (atomic_read() never negative)")}
 
 

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from ptmc import workflow
 from ptmc.cli import main
-from ptmc.errors import ModelError
+from ptmc.errors import ModelError, PtmcError
 from ptmc.model import Param, load_module
 from ptmc.properties import load_property
 from ptmc.smt import Claim, obligation
@@ -144,6 +144,25 @@ def factor_a_semiprime(p):
     n = (2**31 - 1) ** 2
     return Claim(given=[z3.UGT(x, 1), z3.UGT(y, 1), z3.ULT(x, n), z3.ULT(y, n)], goal=x * y != n,
                  show={"x": x, "y": y})
+
+
+@obligation({"n": Param(4, "a bound")})
+def bounded_by_n(p):
+    """x below n is below n + 1."""
+    x = z3.Int("x")
+    return Claim(given=[x >= 0, x < p.n], goal=x < p.n + 1, show={"x": x})
+
+
+def test_obligation_with_unsatisfiable_assumptions_is_refused_not_proved():
+    assert bounded_by_n.run().status == "proved"
+    with pytest.raises(PtmcError, match="bounded_by_n is vacuous with n=0: no value satisfies"):
+        bounded_by_n.run({"n": "0"})
+
+
+def test_zero_entries_per_table_is_refused():
+    result = CliRunner().invoke(main, ["prove", str(ARITH), "--set", "ptrs_per_pte=0"])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == "ptmc: error: parameter ptrs_per_pte must be at least 1, got 0"
 
 
 def test_solver_timeout_is_inconclusive():

@@ -130,9 +130,12 @@ def step_claims(model, goal):
     if counters is None:
         raise PtmcError(f"model {type(model).name} declares no counters")
     compiled = counters.compiled(model)
+    import z3
     for label, st in model_steps(model):
         for k, alt in enumerate(alternatives(st, compiled)):
             pre, post, hyps, show, actor_after = _symbolic(compiled, model, alt)
+            if alt.when is not None and z3.is_false(z3.simplify(hyps[-1])):
+                continue  # the alternative of a variant this instance does not have
             where = f"step {label} ({st.kernel_function})"
             if len(alternatives(st, compiled)) > 1:
                 where += f", effect {k + 1}"

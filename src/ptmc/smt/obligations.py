@@ -26,6 +26,7 @@ from ..model import Param
 from ..result import HOLDS, INCONCLUSIVE, VIOLATED
 
 PROVED, FAILED = "proved", "failed"  # and INCONCLUSIVE, shared with results
+VACUOUS = "vacuous"  # the assumptions are unsatisfiable: refused, never reported as proved
 DEFAULT_TIMEOUT = 60.0  # seconds per obligation
 
 
@@ -103,6 +104,11 @@ class Obligation:
             for label, claim in self.claims(SimpleNamespace(**values), list(variants)):
                 left = budget - (time.monotonic() - start)
                 status, cex, reason = solve(claim, left)
+                if status == VACUOUS:
+                    settings = ", ".join(f"{n}={v}" for n, v in values.items()) or "no parameters"
+                    raise PtmcError(f"obligation {self.name}{f' ({label})' if label else ''} is vacuous "
+                                    f"with {settings}: no value satisfies its assumptions, so it would "
+                                    "prove anything")
                 if status == FAILED:
                     return ObligationResult(self.name, self.description, FAILED, time.monotonic() - start,
                                             values, cex, label, tuple(claim.hex))
@@ -127,6 +133,8 @@ def solve(claim: Claim, timeout: float):
     solver = z3.Solver()
     solver.set("timeout", max(1, int(timeout * 1000)))
     solver.add(*claim.given)
+    if solver.check() == z3.unsat:  # nothing satisfies the assumptions: any goal would "hold"
+        return VACUOUS, {}, ""
     solver.add(z3.Not(claim.goal))
     answer = solver.check()
     if answer == z3.unsat:
