@@ -436,6 +436,8 @@ class Reclaim(Model):
     need_resched = Param(True, "explore need_resched() breaking the zap loop")
     force_break = Param(True, "explore the gather's page batch filling up (force_break)")
 
+    maintains = ("nr_ptes", "mapcount")
+
     semi_rcu_table_free = Variant("the single-table fallback IPIs all CPUs and frees at once "
                                   "(x86 before v6.14, seed 002 problem 1)")
     no_pmd_same_recheck = Variant("pte_offset_map_lock() users skip the pmd_same() recheck "

@@ -384,6 +384,7 @@ class Refcount2022(Model):
                                    "after pte_unmap_unlock(), a plain read-modify-write outside the ptl")
 
     counters = PerTable()
+    maintains = ("nr_ptes",)
 
     def __init__(self, params=None, variants=()):
         super().__init__(params, variants)

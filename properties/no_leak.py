@@ -23,4 +23,4 @@ def allocated_is_reachable(s):
     return True
 
 
-CHECKS = [never("double-free"), at_end(allocated_is_reachable)]
+CHECKS = [never("double-free"), at_end(allocated_is_reachable, needs=("nr_ptes",))]

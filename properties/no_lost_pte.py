@@ -31,5 +31,5 @@ def mapcounts_match_entries(s):
 CHECKS = [
     never("pte-in-unlinked-table"),
     never("unlink-mapped-table"),
-    at_end(mapcounts_match_entries),
+    at_end(mapcounts_match_entries, needs=("mapcount",)),
 ]

@@ -83,10 +83,6 @@ def check(property_file, model_path, variants, settings, max_states, out_dir, ti
         click.echo(render_json.render(result), nl=False)
     else:
         click.echo(render_text.render(result), nl=False)
-        if result.reason:
-            click.echo(f"inconclusive: {result.reason}")
-        elif result.deadlocks and "deadlock free" not in result.checks:
-            click.echo(f"note: {result.deadlocks} deadlocked states (not checked here; see no_deadlock.py)")
         for path in written:
             click.echo(f"wrote {path}")
     sys.exit(result.exit_code)

@@ -96,6 +96,11 @@ class Thread:
         self.tid = -1
         self.model = None
 
+    def requires(self) -> list[tuple[str, str]]:
+        """Shared cells this thread's code names at run time, with the set-up call that
+        declares them (e.g. its mmu_gather batch's rcu_head): checked when the model is built."""
+        return []
+
     @classmethod
     def locals_initial(cls) -> dict:
         values = {}

@@ -58,6 +58,7 @@ class Result:
     unreached: dict[str, list[str]] = field(default_factory=dict)  # thread -> steps never taken
     witnesses: list[Witness] = field(default_factory=list)
     checked_events: list[str] = field(default_factory=list)  # events some never() check watches
+    crashed: int = 0  # transitions into undefined behaviour no check watches: their paths end
 
     @property
     def exit_code(self) -> int:

@@ -179,11 +179,12 @@ class ThreadView:
 
     def __getattr__(self, local):
         layout = self._mem.layout
-        slot = layout.index.get(f"{self.name}.{local}")
-        if slot is None:
-            names = [n.split(".", 1)[1] for n in layout.names if n.startswith(f"{self.name}.")]
-            raise AttributeError(f"thread {self.name} has no local {local!r} (it has: {', '.join(names)})")
-        return self._mem.v[slot]
+        slots = layout.local_slots[self.tid]
+        for slot in slots:
+            if layout.names[slot] == f"{self.name}.{local}":
+                return self._mem.v[slot]
+        names = ", ".join(layout.names[slot].split(".", 1)[1] for slot in slots) or "none"
+        raise AttributeError(f"thread {self.name} has no local {local!r} (locals: {names})")
 
     def __repr__(self):
         return f"<thread {self.name} at {self.pc}>"

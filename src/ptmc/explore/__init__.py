@@ -55,6 +55,7 @@ def describe(system: System, ex: Exploration, model: Model, checks, property_nam
         initial={n: system.layout.show_slot(i, v) for i, (n, v) in enumerate(zip(system.layout.names, system.initial))},
         unreached=unreached_steps(system, ex),
         checked_events=sorted(c.event for c in checks if c.kind == "never"),
+        crashed=ex.crashed,
     )
     result.checks += ex.observed
     missing = {c.name for c in ex.missing}

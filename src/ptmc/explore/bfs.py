@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from ..errors import ModelError, PtmcError
 from ..result import HOLDS, INCONCLUSIVE, VIOLATED
 from ..state import STOPPED, thread_matches
+from ..kernel import UNDEFINED
 from .store import Store
 from .system import System, Transition
 
@@ -47,11 +48,13 @@ class Exploration:
     witnesses: dict = field(default_factory=dict)  # witness name -> Found
     missing: list = field(default_factory=list)  # witness checks not found by a complete run
     observed: list = field(default_factory=list)  # names of the observers' checks
+    crashed: int = 0  # transitions into undefined behaviour that no check watches (paths end)
 
 
 def explore(system: System, checks, max_states: int | None = None, progress=None,
             observers=()) -> Exploration:
     events = {c.event: c for c in checks if c.kind == "never"}
+    undefined = {e for e in UNDEFINED if e not in events}
     invariants = [c for c in checks if c.kind == "invariant"]
     at_end = [c for c in checks if c.kind == "at_end"]
     deadlock_check = next((c for c in checks if c.kind == "deadlock_free"), None)
@@ -60,7 +63,7 @@ def explore(system: System, checks, max_states: int | None = None, progress=None
     store = Store()
     store.add(system.initial, -1)
     start = time.monotonic()
-    transitions = deadlocks = depth = 0
+    transitions = deadlocks = depth = crashed = 0
     found = _invariant_failure(system, invariants, system.initial, 0, None, -1)
     for obs in observers:
         if found is None and (message := obs.initial(system.initial)):
@@ -91,13 +94,17 @@ def explore(system: System, checks, max_states: int | None = None, progress=None
             if found is None:
                 for tr, nxt in succ:
                     taken.add(tr[:2])
-                    for kind, message in tr.events:
-                        check = events.get(kind)
-                        if check is not None:
-                            found = Found(check, message, depth + 1, i, tr, nxt)
+                    if tr.events:
+                        for kind, message in tr.events:
+                            check = events.get(kind)
+                            if check is not None:
+                                found = Found(check, message, depth + 1, i, tr, nxt)
+                                break
+                        if found is not None:
                             break
-                    if found is not None:
-                        break
+                        if not undefined.isdisjoint(kind for kind, _ in tr.events):
+                            crashed += 1  # undefined behaviour: this path ends here
+                            continue
                     for obs in observers:
                         if message := obs.transition(state, tr, nxt):
                             found = Found(obs.check, message, depth + 1, i, tr, nxt)
@@ -134,7 +141,7 @@ def explore(system: System, checks, max_states: int | None = None, progress=None
     else:
         verdict = HOLDS
     return Exploration(verdict, store, transitions, depth, seconds, found, reason, deadlocks,
-                       taken, witnesses.found, missing, [o.check.name for o in observers])
+                       taken, witnesses.found, missing, [o.check.name for o in observers], crashed)
 
 
 class Witnesses:

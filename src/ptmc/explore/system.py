@@ -1,11 +1,14 @@
 """The system: a model instance compiled for exploration (layout, initial state, successors)."""
 from __future__ import annotations
 
+import inspect
+from collections import deque
 from operator import itemgetter
+from types import CodeType, FunctionType
 from typing import NamedTuple
 
 from ..errors import ModelError, PtmcError
-from ..kernel import EVENTS
+from ..kernel import EVENTS, SETUP
 from ..model import DONE, Model, same_class
 from ..state import DONE as DONE_PC
 from ..state import OOPS, Blocked, Layout, Mem, Stop, bound, declaring
@@ -52,6 +55,7 @@ class System:
             thread.model = model
             layout.add_thread(thread)
         layout.frozen = True
+        _check_setup(model, layout, self.threads)
         self.initial = tuple(layout.initial)
         self._mem = bound(layout, model, self.events)
         self._recording_mem = bound(layout, model, self.events, recording=True)
@@ -148,3 +152,48 @@ def _next_script(made) -> tuple | None:
         if index + 1 < len(options):
             return tuple(i for _, _, i in made[:k]) + (index + 1,)
     return None
+
+
+def _check_setup(model, layout, threads) -> None:
+    """Refuse a model whose threads reach a primitive whose set-up its init() never called:
+    one line naming the call, not a KeyError when exploration first gets there."""
+    for thread in threads:
+        for cell, call in thread.requires():
+            if cell not in layout.index:
+                raise ModelError(f"model {model.name}: thread {thread.name} needs {cell}, which "
+                                 f"init() never declared: call {call}")
+        for name, (step, fn) in _names_reached(thread).items():
+            call = SETUP.get(name)
+            if call and name not in layout.index and name not in layout.objects:
+                raise ModelError(f"model {model.name}: step {thread.name}.{step} reaches {fn}(), which "
+                                 f"uses {name}; its init() never declared it: call {call}")
+
+
+def _names_reached(thread) -> dict[str, tuple[str, str]]:
+    """Every name (attribute, global, string constant) in the code a thread's steps can call,
+    with a step and function that reach it: functions of the thread's own classes and of
+    ptmc.kernel, followed through globals and methods."""
+    cls = type(thread)
+    ours = {k.__module__ for k in cls.__mro__}
+    out, seen = {}, set()
+    todo = deque((st.fn, st.name) for st in thread.steps)  # in step order: the first step is named
+    while todo:
+        fn, step = todo.popleft()
+        if fn in seen:
+            continue
+        seen.add(fn)
+        codes = [fn.__code__]
+        while codes:
+            code = codes.pop()
+            names = [*code.co_names, *(c for c in code.co_consts if isinstance(c, str))]
+            codes += [c for c in code.co_consts if isinstance(c, CodeType)]
+            for name in names:
+                out.setdefault(name, (step, fn.__name__))
+                target = fn.__globals__.get(name)
+                if target is None and name.isidentifier():
+                    target = inspect.getattr_static(cls, name, None)
+                    target = target.fget if isinstance(target, property) else target
+                if (isinstance(target, FunctionType) and target not in seen
+                        and (target.__module__ in ours or target.__module__.startswith("ptmc.kernel"))):
+                    todo.append((target, step))
+    return out

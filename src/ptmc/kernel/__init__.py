@@ -18,3 +18,22 @@ EVENTS = {
     "bad-unlock": "spin_unlock() of a lock the thread does not hold",
     "double-call-rcu": "call_rcu() on an rcu_head that is already queued",
 }
+
+# After these the memory a thread uses is corrupt, so what happens next means nothing: a path
+# ends at such a transition (it is the counterexample when the property checks the event).
+UNDEFINED = ("use-after-free", "double-free")
+
+# What each primitive's set-up declares: the shared cells (and layout objects) that primitives
+# use, and the call in ``Model.init`` that declares them. A model whose threads reach code
+# using one of these, but whose init() never declared it, is refused when it is built.
+SETUP = {
+    "pmd": "PageTables(mem, ...)",
+    "pml": "PageTables(mem, ...)",
+    "nr_ptes": "PageTables(mem, ...)",
+    "pgtables": "PageTables(mem, ...)",
+    "tlb_stale": "PageTables(mem, ...)",
+    "rcu_readers": "rcu_init(mem)",
+    "rcu_gp": "rcu_init(mem)",
+    "irqs_off": "mmu_gather_init(mem, owners) (or irq_init(mem.layout))",
+    "mmap_lock": "mmap_lock_init(mem)",
+}

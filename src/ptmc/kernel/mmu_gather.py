@@ -50,6 +50,12 @@ class MmuGather(Thread):
     table_free_fallback = "call_rcu"  # tlb_remove_table_one(): "call_rcu" (PT_RECLAIM) or "ipi"
     batch_alloc_can_fail = True  # explore __get_free_page(GFP_NOWAIT) failing
 
+    def requires(self):
+        needed = [(f"{self.name}.tlb_batch_rcu", f"mmu_gather_init(mem, owners) with {self.name!r} among the owners")]
+        if self.batch_alloc_can_fail and self.table_free_fallback == "call_rcu":
+            needed.append(("pt0.rcu_head", "PageTables(mem, ..., rcu_head=True)"))
+        return needed
+
     def pte_free_tlb(self, s, table, then: str) -> str:
         """pte_free_tlb() -> tlb_remove_table(): batch ``table``; continue at ``then``.
         Called inside the caller's step: the gather's bookkeeping is thread-local."""

@@ -63,6 +63,11 @@ class PageRef(tuple):
 
     __repr__ = __str__
 
+    def stale(self, s) -> bool:
+        """The page is free, or was freed and reused, since the thread got its pointer."""
+        base = s.layout.objects["pgtables"].base[self[0][0]]
+        return not s.v[base] or s.v[base + 1] != self[0][1]
+
     def resolve(self, s, access: str) -> int:
         tables = s.layout.objects["pgtables"]
         ptr, field = self
@@ -250,15 +255,23 @@ def pte_none(pte) -> bool:
     return pte is None
 
 
+def _tables(s) -> PageTables:
+    tables = s.layout.objects.get("pgtables")
+    if tables is None:
+        raise ModelError(f"model {type(s.model).name} declares no page tables (PageTables), "
+                         "which this check reads")
+    return tables
+
+
 def linked_entries(s) -> list:
     """The entries of the PTE page the pmd links (none if it links none): for properties."""
+    tables = _tables(s)
     if not pmd_table(s.pmd):
         return []
-    tables = s.layout.objects["pgtables"]
     base = tables.base[s.pmd[0]]
     return [s.v[base + tables.offset[f"e{i}"]] for i in range(tables.entries)]
 
 
 def allocated_pages(s) -> list[int]:
     """Indices of the PTE pages currently allocated: for properties."""
-    return [page for page, base in enumerate(s.layout.objects["pgtables"].base) if s.v[base]]
+    return [page for page, base in enumerate(_tables(s).base) if s.v[base]]

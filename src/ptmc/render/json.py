@@ -22,6 +22,7 @@ def to_dict(result: Result) -> dict:
         "seconds": round(result.seconds, 3),
         "checks": result.checks,
         "deadlocks": result.deadlocks,
+        "undefined_behaviour_transitions": result.crashed,
         "witnesses": [{"name": w.name, "description": w.description, "found": w.found,
                        "length": w.length, **({"trace": _trace(w.trace)} if w.trace is not None else {})}
                       for w in result.witnesses],

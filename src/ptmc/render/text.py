@@ -63,7 +63,21 @@ def render(result: Result) -> str:
     if result.obligations:
         out += ["", obligations_headline(result), *obligation_lines(result)]
         out.append(f"==> {result.property}: {result.verdict.upper()}")
+    out += note_lines(result)
     return "\n".join(out).rstrip() + "\n"
+
+
+def note_lines(result: Result) -> list[str]:
+    """Why a run is inconclusive, and what it saw but does not check."""
+    out = []
+    if result.reason:
+        out.append(f"inconclusive: {result.reason}")
+    elif result.deadlocks and "deadlock free" not in result.checks:
+        out.append(f"note: {result.deadlocks} deadlocked states (not checked here; see no_deadlock.py)")
+    if result.crashed:
+        out.append(f"note: {result.crashed} transitions end in a use-after-free or double-free that this "
+                   "property does not check (see no_uaf.py); their paths end there")
+    return out
 
 
 def diagram(result: Result, trace: list[TraceStep]) -> list[str]:

@@ -133,11 +133,15 @@ def solve(claim: Claim, timeout: float):
     solver = z3.Solver()
     solver.set("timeout", max(1, int(timeout * 1000)))
     solver.add(*claim.given)
-    if solver.check() == z3.unsat:  # nothing satisfies the assumptions: any goal would "hold"
-        return VACUOUS, {}, ""
     solver.add(z3.Not(claim.goal))
     answer = solver.check()
     if answer == z3.unsat:
+        # A proof is only worth something if the assumptions can hold at all.
+        assumptions = z3.Solver()
+        assumptions.set("timeout", max(1, int(timeout * 1000)))
+        assumptions.add(*claim.given)
+        if assumptions.check() == z3.unsat:
+            return VACUOUS, {}, ""
         return PROVED, {}, ""
     if answer == z3.sat:
         model = solver.model()
