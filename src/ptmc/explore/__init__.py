@@ -11,15 +11,15 @@ __all__ = ["System", "explore", "check_model", "explore_model", "Exploration"]
 
 
 def explore_model(model: Model, checks, *, max_states: int | None = None,
-                  progress=None) -> tuple[System, Exploration]:
+                  progress=None, limit=None) -> tuple[System, Exploration]:
     system = System(model)
-    return system, explore(system, checks, max_states=max_states, progress=progress)
+    return system, explore(system, checks, max_states=max_states, progress=progress, limit=limit)
 
 
 def check_model(model: Model, checks, *, property_name: str = "", max_states: int | None = None,
-                progress=None) -> Result:
+                progress=None, limit=None) -> Result:
     """Explore ``model`` exhaustively against ``checks`` and describe the outcome."""
-    system, ex = explore_model(model, checks, max_states=max_states, progress=progress)
+    system, ex = explore_model(model, checks, max_states=max_states, progress=progress, limit=limit)
     return describe(system, ex, model, checks, property_name)
 
 

@@ -32,6 +32,10 @@ class Found:
     target: tuple | None = None
 
 
+class StoreFull(Exception):
+    """A new state was reached with ``capacity`` states stored (``--max-states``)."""
+
+
 @dataclass
 class Store:
     """Every state reached, its number, and the number of the state it was first reached from."""
@@ -39,6 +43,7 @@ class Store:
     states: list = field(default_factory=list)
     index: dict = field(default_factory=dict)
     parent: array = field(default_factory=lambda: array("q"))
+    capacity: int | None = None
 
     def add(self, state: tuple, parent: int) -> bool:
         try:
@@ -47,6 +52,8 @@ class Store:
         except TypeError:
             raise ModelError("a thread local or shared variable holds an unhashable value "
                              "(use tuples, not lists or dicts)") from None
+        if len(self.states) == self.capacity:
+            raise StoreFull
         self.index[state] = len(self.states)
         self.states.append(state)
         self.parent.append(parent)
@@ -72,13 +79,16 @@ class Exploration:
     deadlocks: int = 0
 
 
-def explore(system: System, checks, max_states: int | None = None, progress=None) -> Exploration:
+def explore(system: System, checks, max_states: int | None = None, progress=None,
+            limit=None) -> Exploration:
+    """``limit``: called after each state expanded; a reason (str) to stop as inconclusive, or
+    None (see limits.MemoryLimit)."""
     events = {c.event: c for c in checks if c.kind == "never"}
     invariants = [c for c in checks if c.kind == "invariant"]
     at_end = [c for c in checks if c.kind == "at_end"]
     deadlock_check = next((c for c in checks if c.kind == "deadlock_free"), None)
 
-    store = Store()
+    store = Store(capacity=max_states)
     store.add(system.initial, -1)
     start = time.monotonic()
     transitions = deadlocks = depth = 0
@@ -89,6 +99,10 @@ def explore(system: System, checks, max_states: int | None = None, progress=None
     level_end, i, reason = 1, 0, ""
     next_report = start + 1.0
     states = store.states
+
+    def counts():
+        return (f"{len(states)} states, {transitions} transitions, depth {depth}, "
+                f"{len(states) - i} states not yet expanded")
     try:
         while found is None or found.length > depth:
             if i == level_end:
@@ -124,17 +138,19 @@ def explore(system: System, checks, max_states: int | None = None, progress=None
                         if found is not None:
                             break
             i += 1
-            if max_states is not None and len(states) >= max_states and found is None:
-                reason = (f"state limit {max_states} reached: {len(states)} states, {transitions} "
-                          f"transitions, depth {depth}, {len(states) - i} states not yet expanded")
+            if limit is not None and (stop := limit()):
+                reason = f"{stop}: {counts()}"
                 break
             if progress is not None and time.monotonic() >= next_report:
                 now = time.monotonic()
                 progress(len(states), transitions, depth, len(states) - i, now - start)
                 next_report = now + 1.0
+    except StoreFull:
+        reason = f"state limit {max_states} reached: {counts()}"
     except KeyboardInterrupt:
-        reason = (f"interrupted: {len(states)} states, {transitions} transitions, depth {depth}, "
-                  f"{len(states) - i} states not yet expanded")
+        reason = f"interrupted: {counts()}"
+    except MemoryError:  # the limit came too late: report what the store holds
+        reason = f"out of memory (MemoryError): {counts()}"
     seconds = time.monotonic() - start
     if found is not None:
         verdict = VIOLATED
@@ -166,6 +182,8 @@ def _end_failure(system, at_end, state, depth, number) -> Found | None:
 def _evaluate(system, check, state) -> str | None:
     try:
         verdict = check.fn(system.view(state))
+    except MemoryError:
+        raise
     except Exception as e:  # noqa: BLE001 - a bug in a property: say which, and where
         raise ModelError(f"check {check.name} raised {type(e).__name__}: {e}; "
                          f"state: {system.layout.describe(state)}") from None

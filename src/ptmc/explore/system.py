@@ -105,7 +105,7 @@ class System:
                     new_pc = None
                 except Stop as stop:
                     new_pc = stop.pc
-                except PtmcError:
+                except (PtmcError, MemoryError):
                     raise
                 except Exception as e:  # noqa: BLE001 - a bug in a model step: say where
                     raise ModelError(f"exception in step {thread.name}.{st.name} "
