@@ -164,6 +164,24 @@ def test_model_whose_init_raises_names_file_and_line(tmp_path):
     assert line == f"ptmc: error: {tmp_path / 'm.py'}:16: init() raised ValueError: no pmd declared"
 
 
+@pytest.mark.parametrize("threads, message", [
+    ('return None', "threads() must return a list of Thread instances, got None"),
+    ('return [Count]', "threads() must return a list of Thread instances, got [<class "),
+    ('raise KeyError("walker")', "m.py:20: threads() raised KeyError: 'walker'"),
+])
+def test_model_whose_threads_are_wrong(tmp_path, threads, message):
+    prop = _model(tmp_path)
+    write(tmp_path / "m.py", (tmp_path / "m.py").read_text().replace('return [Count("t")]', threads))
+    one_line_error(run("check", prop, "--out", tmp_path), message)
+
+
+def test_graph_of_a_violated_property_says_where_exploration_ended(tmp_path):
+    r = run("graph", PROPERTY, "--model", MODEL, "--variant", "no_try_get", "--out", tmp_path)
+    assert r.exit_code == 0
+    assert r.stdout.startswith("no_uaf on refcount2021: pcs view (explored until never use-after-free "
+                               "failed at depth 15): ")
+
+
 def test_graph_of_an_obligations_only_property(in_repo):
     one_line_error(run("graph", "properties/refcount_arith.py"),
                    "properties/refcount_arith.py: declares only z3 OBLIGATIONS", "ptmc prove")

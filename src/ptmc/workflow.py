@@ -271,7 +271,11 @@ def graph(property_file, view: str, out_dir, *, model_path=None, variants=(), se
                                limit=MemoryLimit(max_memory))
     g = state_graphs.VIEWS[view](system, ex)
     stem = output_stem(prop.name, model.name, *model.variant_names, view, settings=settings)
-    title = f"{prop.name} on {model.name}: {view} view" + (f" (INCOMPLETE: {ex.reason})" if ex.reason else "")
+    title = f"{prop.name} on {model.name}: {view} view"
+    if ex.reason:
+        title += f" (INCOMPLETE: {ex.reason})"
+    elif ex.found is not None:  # exploration ends at the first violation's depth
+        title += f" (explored until {ex.found.check.name} failed at depth {ex.found.length})"
     paths = write_files(out_dir, {f"{stem}.graphml": "\n".join(nx.generate_graphml(g)),
                                   f"{stem}.dot": render_stategraph.render(g, title)})
     return f"{title}: {state_graphs.summary(g)}", paths, ex.reason

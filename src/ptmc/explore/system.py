@@ -5,7 +5,7 @@ from operator import itemgetter
 from typing import NamedTuple
 
 from ..errors import ModelError, PtmcError
-from ..model import DONE, Model, same_class
+from ..model import DONE, Model, Thread, same_class
 from ..state import DONE as DONE_PC
 from ..state import OOPS, Blocked, Layout, Mem, Stop, bound, declaring
 
@@ -43,6 +43,9 @@ class System:
         self.layout = layout = Layout()
         model.init(declaring(layout, model))
         self.threads = model.threads()
+        if not isinstance(self.threads, (list, tuple)) or not all(isinstance(t, Thread) for t in self.threads):
+            raise ModelError(f"model {model.name}: threads() must return a list of Thread instances, "
+                             f"got {self.threads!r}")
         names = [t.name for t in self.threads]
         if len(set(names)) != len(names):
             raise ModelError(f"model {model.name}: thread names must be unique, got {names}")
