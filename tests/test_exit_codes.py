@@ -255,7 +255,7 @@ def test_interrupt_while_loading_a_property(tmp_path):
                                     'os.kill(os.getpid(), signal.SIGINT)\ntime.sleep(30)\n')
     code, out, err = finish(spawn(["check", prop], tmp_path))
     assert (code, out) == (3, "")
-    assert err == "ptmc: interrupted: the run did not finish\n"
+    assert err == f"ptmc: interrupted while loading {prop}: nothing was checked\n"
 
 
 def test_sigterm_during_exploration_is_inconclusive_with_counts(tmp_path):
@@ -277,6 +277,16 @@ def test_interrupted_graph_says_it_is_incomplete(tmp_path, sig):
     assert "inconclusive: the graph is only what was explored: interrupted: " in out
     dot = (tmp_path / "out" / "p-refcount2021-full.dot").read_text()
     assert "full view (INCOMPLETE: interrupted: " in dot
+
+
+def test_interrupt_while_drawing_a_graph_writes_nothing(tmp_path):
+    # Exploration runs the step once per state (4); drawing the view runs it again.
+    prop = _model(tmp_path, step="CALLS.append(1); os.kill(os.getpid(), signal.SIGINT) if len(CALLS) == 5 else 0",
+                  top="import os, signal\nCALLS = []\n")
+    code, out, err = finish(spawn(["graph", prop, "--out", tmp_path / "out"], tmp_path))
+    assert (code, out) == (3, "")
+    assert err == "ptmc: interrupted while drawing the pcs view of 4 explored states: no files written\n"
+    assert not (tmp_path / "out").exists()
 
 
 def test_interrupted_verdict_table_stops_and_prints_what_finished(tmp_path):

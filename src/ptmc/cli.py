@@ -48,8 +48,8 @@ class _Group(click.Group):
             raise
         except PtmcError as e:
             ctx.exit(_stop(f"error: {e}", e.exit_code))
-        except KeyboardInterrupt:  # Ctrl-C or SIGTERM where no partial result can be shown
-            ctx.exit(_stop(INTERRUPTED))
+        except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM where no partial result can be shown
+            ctx.exit(_stop(f"interrupted {e}" if str(e) else INTERRUPTED))
         except MemoryError:
             limits.release_reserve()
             ctx.exit(_stop("out of memory: the run did not finish (a smaller instance, or a lower "

@@ -25,6 +25,10 @@ class OutputError(PtmcError):
         self.exit_code = exit_code
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM, saying where it came (``while loading ...: nothing was checked``)."""
+
+
 def from_user_code(exc: BaseException) -> PtmcError | None:
     """``exc`` raised by code in a model or property file (or by sys.exit() there), as one line
     naming the file, line and function; None when no such file is on the traceback."""

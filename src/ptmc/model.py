@@ -24,7 +24,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ModelError, PtmcError, from_user_code, user_files
+from .errors import Interrupted, ModelError, PtmcError, from_user_code, user_files
 
 _loaded = itertools.count()
 
@@ -211,8 +211,10 @@ def load_module(path, what: str):
         spec.loader.exec_module(module)
     except SyntaxError as e:
         raise PtmcError(f"{path}:{e.lineno}: syntax error: {e.msg}") from None
-    except (PtmcError, MemoryError):
+    except (PtmcError, MemoryError, Interrupted):
         raise
+    except KeyboardInterrupt:
+        raise Interrupted(f"while loading {path}: nothing was checked") from None
     except (Exception, SystemExit) as e:  # noqa: BLE001 - any error in user code becomes one line
         raise from_user_code(e) or PtmcError(f"{path}: {type(e).__name__}: {e}") from None
     return module

@@ -9,7 +9,7 @@ from urllib.parse import quote
 import graphviz
 import networkx as nx
 
-from .errors import OutputError, PtmcError
+from .errors import Interrupted, OutputError, PtmcError
 from .explore import check_model, explore_model
 from .explore import graph as state_graphs
 from .limits import MemoryLimit
@@ -151,8 +151,8 @@ def verdict_matrix(root: Path, progress=None) -> tuple[list[Result], str]:
                         results.append(r)
                         if progress:
                             progress(r)
-    except KeyboardInterrupt:
-        return results, f"the table stops after {len(results)} runs: interrupted"
+    except KeyboardInterrupt as e:
+        return results, f"the table stops after {len(results)} runs: interrupted {e}".rstrip()
     return results, ""
 
 
@@ -269,7 +269,11 @@ def graph(property_file, view: str, out_dir, *, model_path=None, variants=(), se
     model = instantiate(model_file, {**prop.params, **settings}, [*prop.variants, *variants])
     system, ex = explore_model(model, prop.checks, max_states=max_states, progress=progress,
                                limit=MemoryLimit(max_memory))
-    g = state_graphs.VIEWS[view](system, ex)
+    try:
+        g = state_graphs.VIEWS[view](system, ex)
+    except KeyboardInterrupt:
+        raise Interrupted(f"while drawing the {view} view of {len(ex.store.states)} explored states: "
+                          "no files written") from None
     stem = output_stem(prop.name, model.name, *model.variant_names, view, settings=settings)
     title = f"{prop.name} on {model.name}: {view} view"
     if ex.reason:
