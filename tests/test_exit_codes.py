@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -22,6 +23,7 @@ from ptmc.explore import check_model
 from ptmc.limits import MemoryLimit, parse_size
 
 RECLAIM = ROOT / "model" / "reclaim.py"
+needs_prlimit = pytest.mark.skipif(shutil.which("prlimit") is None, reason="util-linux prlimit is not installed")
 
 
 def run(*args):
@@ -38,11 +40,12 @@ def one_line_error(r, *fragments, code=2) -> str:
     return lines[0]
 
 
-def spawn(args, cwd, pythonpath=()):
+def spawn(args, cwd, pythonpath=(), limit=None):
+    """``python -m ptmc args``; ``limit``: a prlimit option, e.g. ``--as=160000000``."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([*map(str, pythonpath), str(ROOT / "src")])}
     env.pop("PTMC_DEBUG", None)
-    return subprocess.Popen([sys.executable, "-m", "ptmc", *map(str, args)], cwd=cwd, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen([*(["prlimit", limit] if limit else []), sys.executable, "-m", "ptmc",
+                             *map(str, args)], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
 def wait_for(proc, marker: bytes, timeout=60) -> bytes:
@@ -376,23 +379,19 @@ def test_max_memory_ends_exploration_as_inconclusive_with_counts(tmp_path):
     assert " states, " in out and " transitions, depth " in out
 
 
+@needs_prlimit
 def test_rlimit_as_ends_exploration_as_inconclusive_with_counts(tmp_path):
-    proc = subprocess.Popen(["prlimit", "--as=160000000", sys.executable, "-m", "ptmc", "check",
-                             "properties/no_uaf.py", "--set", "zaps=2", "--out", tmp_path], cwd=ROOT,
-                            env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    code, out, err = finish(proc)
+    code, out, err = finish(spawn(["check", "properties/no_uaf.py", "--set", "zaps=2", "--out", tmp_path], ROOT,
+                                  limit="--as=160000000"))
     assert code == 3, err
     assert "inconclusive: memory limit reached (address space " in out and "of RLIMIT_AS 153 MiB" in out
     assert " states not yet expanded" in out
 
 
+@needs_prlimit
 def test_memory_error_is_a_last_resort_with_counts(tmp_path):
     prop = _model(tmp_path, step="bytearray(1 << 40) if s.x == 2 else None")
-    proc = subprocess.Popen(["prlimit", "--as=2000000000", sys.executable, "-m", "ptmc", "check", prop],
-                            cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    code, out, err = finish(proc)
+    code, out, err = finish(spawn(["check", prop], tmp_path, limit="--as=2000000000"))
     assert code == 3, err
     assert "inconclusive: out of memory (MemoryError): 3 states, 2 transitions, depth 2" in out
 
@@ -420,14 +419,13 @@ def test_unwritable_out_keeps_the_verdict(tmp_path):
     assert r.exit_code == 1 and json.loads(r.stdout)["verdict"] == "violated"
 
 
+@needs_prlimit
 def test_full_disk_leaves_no_truncated_file(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     old = write(out / "no_uaf-refcount2021-no_try_get.json", '{"old": true}\n')
-    proc = subprocess.Popen(["prlimit", "--fsize=3000", sys.executable, "-m", "ptmc", *map(str, VIOLATED),
-                             "--out", out], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # files over 3000 bytes fail
-    code, stdout, err = finish(proc)
+    # Files over 3000 bytes cannot be written: a disk that fills up in the middle of a file.
+    code, stdout, err = finish(spawn([*VIOLATED, "--out", out], tmp_path, limit="--fsize=3000"))
     assert code == 1
     assert "==> never use-after-free violated" in stdout
     assert err.startswith("ptmc: error: cannot write ") and err.endswith(": File too large\n")

@@ -82,14 +82,15 @@ def load_property(path) -> Property:
         raise PtmcError(f"{path}: MODEL must name the model file it checks, e.g. '../model/reclaim.py'")
     params = getattr(module, "PARAMS", {})
     if not isinstance(params, dict) or not all(isinstance(n, str) for n in params):
-        raise PtmcError(f"{path}: PARAMS must be a dict of parameter values, e.g. {{'entries': 2}}, got {params!r}")
+        raise PtmcError(f"{path}: PARAMS must be a dict of parameter values, e.g. {{'entries': 2}}, "
+                        f"got {params!r}")
     return Property(
         name=path.stem,
         path=str(path),
         doc=(module.__doc__ or "").strip(),
         model_path=str((path.parent / model).resolve()) if model else "",
-        also_models=[str((path.parent / m).resolve())
-                     for m in _names(module, path, "MODELS", "model files, e.g. ['../model/refcount2021.py']")],
+        also_models=[str((path.parent / m).resolve()) for m in
+                     _names(module, path, "MODELS", "model files, e.g. ['../model/refcount2021.py']")],
         params=dict(params),
         variants=_names(module, path, "VARIANTS", "variant names, e.g. ['no_try_get']"),
         checks=list(checks),

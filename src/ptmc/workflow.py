@@ -70,8 +70,8 @@ def check(property_file, *, model_path=None, variants=(), settings=None, max_sta
                 result.obligations.append(o.run(obligation_settings, variants=all_variants, timeout=timeout))
         except KeyboardInterrupt:  # what was proved so far is still reported
             result.verdict = _combine(result.verdict, INCONCLUSIVE)
-            result.reason = "; ".join(filter(None, [
-                result.reason, f"interrupted: {len(result.obligations)} of {len(obligations)} z3 obligations done"]))
+            done = f"interrupted: {len(result.obligations)} of {len(obligations)} z3 obligations done"
+            result.reason = "; ".join(filter(None, [result.reason, done]))
         result.verdict = _combine(result.verdict, smt_verdict(result.obligations))
     return result
 

@@ -43,7 +43,8 @@ class System:
         self.layout = layout = Layout()
         model.init(declaring(layout, model))
         self.threads = model.threads()
-        if not isinstance(self.threads, (list, tuple)) or not all(isinstance(t, Thread) for t in self.threads):
+        if not (isinstance(self.threads, (list, tuple))
+                and all(isinstance(t, Thread) for t in self.threads)):
             raise ModelError(f"model {model.name}: threads() must return a list of Thread instances, "
                              f"got {self.threads!r}")
         names = [t.name for t in self.threads]
