@@ -24,7 +24,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ModelError, PtmcError
+from .errors import Interrupted, ModelError, PtmcError, from_user_code, user_files
 
 _loaded = itertools.count()
 
@@ -228,31 +228,28 @@ def _ordered(cls, kind) -> dict:
 def load_module(path, what: str):
     """Import a model or property file; any failure is a one-line PtmcError."""
     path = Path(path)
+    if path.is_dir():
+        raise PtmcError(f"{what} file is a directory: {path}")
     if not path.is_file():
         raise PtmcError(f"{what} file not found: {path}")
-    modname = f"_ptmc_{what}_{next(_loaded)}_{path.stem}"
+    if path.suffix != ".py":
+        raise PtmcError(f"{what} file is not a Python file (.py): {path}")
+    modname = f"_ptmc_{what.replace(' ', '_')}_{next(_loaded)}_{path.stem}"
     spec = importlib.util.spec_from_file_location(modname, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[modname] = module
+    user_files.add(path.resolve())
     try:
         spec.loader.exec_module(module)
     except SyntaxError as e:
         raise PtmcError(f"{path}:{e.lineno}: syntax error: {e.msg}") from None
-    except PtmcError:
+    except (PtmcError, MemoryError, Interrupted):
         raise
-    except Exception as e:  # noqa: BLE001 - any error in user code becomes one line
-        line = _user_line(e, path)
-        raise PtmcError(f"{path}{line}: {type(e).__name__}: {e}") from None
+    except KeyboardInterrupt:
+        raise Interrupted(f"while loading {path}: nothing was checked") from None
+    except (Exception, SystemExit) as e:  # noqa: BLE001 - any error in user code becomes one line
+        raise from_user_code(e) or PtmcError(f"{path}: {type(e).__name__}: {e}") from None
     return module
-
-
-def _user_line(exc: BaseException, path: Path) -> str:
-    tb, line = exc.__traceback__, ""
-    while tb is not None:
-        if Path(tb.tb_frame.f_code.co_filename).resolve() == path.resolve():
-            line = f":{tb.tb_lineno}"
-        tb = tb.tb_next
-    return line
 
 
 def load_model_class(path) -> type[Model]:

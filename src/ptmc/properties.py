@@ -153,16 +153,29 @@ def load_property(path) -> Property:
     if not checks and not obligations:
         raise PtmcError(f"{path}: defines no CHECKS (and no OBLIGATIONS)")
     model = getattr(module, "MODEL", None)
-    if checks and not isinstance(model, str):
+    if checks and not (isinstance(model, str) and model):
         raise PtmcError(f"{path}: MODEL must name the model file it checks, e.g. '../model/reclaim.py'")
+    params = getattr(module, "PARAMS", {})
+    if not isinstance(params, dict) or not all(isinstance(n, str) for n in params):
+        raise PtmcError(f"{path}: PARAMS must be a dict of parameter values, e.g. {{'entries': 2}}, "
+                        f"got {params!r}")
     return Property(
         name=path.stem,
         path=str(path),
         doc=(module.__doc__ or "").strip(),
         model_path=str((path.parent / model).resolve()) if model else "",
-        also_models=[str((path.parent / m).resolve()) for m in getattr(module, "MODELS", [])],
-        params=dict(getattr(module, "PARAMS", {})),
-        variants=list(getattr(module, "VARIANTS", [])),
+        also_models=[str((path.parent / m).resolve()) for m in
+                     _names(module, path, "MODELS", "model files, e.g. ['../model/refcount2021.py']")],
+        params=dict(params),
+        variants=_names(module, path, "VARIANTS", "variant names, e.g. ['no_try_get']"),
         checks=list(checks),
         obligations=list(obligations),
     )
+
+
+def _names(module, path, attr: str, what: str) -> list[str]:
+    """A list of strings the property file declares (a bare string is a mistake, not a list)."""
+    value = getattr(module, attr, [])
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v for v in value):
+        raise PtmcError(f"{path}: {attr} must be a list of {what}, got {value!r}")
+    return list(value)

@@ -2,15 +2,17 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
+from urllib.parse import quote
 
 import graphviz
-
-from .errors import PtmcError
 import networkx as nx
 
+from .errors import Interrupted, OutputError, PtmcError
 from .explore import check_model, explore_model
 from .explore import graph as state_graphs
+from .limits import MemoryLimit
 from .model import Model, load_model_class, load_module
 from .properties import load_property
 from .render import dot as render_dot
@@ -37,10 +39,10 @@ def instantiate(model_path, params: dict, variants) -> Model:
 
 
 def check(property_file, *, model_path=None, variants=(), settings=None, max_states=None,
-          progress=None, timeout=None, explore=True, witnesses=()) -> Result:
+          max_memory=None, progress=None, timeout=None, explore=True, witnesses=()) -> Result:
     """Explore the property's model against its checks (unless ``explore`` is false) and prove
     its z3 obligations; the verdict is violated if either fails, inconclusive if either could
-    not finish (state limit, solver time-out) and nothing failed."""
+    not finish (state or memory limit, Ctrl-C, solver time-out) and nothing failed."""
     prop = load_property(property_file)
     model_file = model_path or prop.model_path or None
     model_cls = load_model_class(model_file) if model_file else None
@@ -53,15 +55,20 @@ def check(property_file, *, model_path=None, variants=(), settings=None, max_sta
     if explore and prop.checks:
         model = model_cls(model_settings, model_variants)
         result = check_model(model, prop.checks, property_name=prop.name, max_states=max_states,
-                             progress=progress, witness_traces=witnesses)
+                             progress=progress, limit=MemoryLimit(max_memory), witness_traces=witnesses)
     else:
         result = Result(property=prop.name, model=model_cls.name if model_cls else "",
                         variants=sorted(set(all_variants)), params={}, threads=[], verdict=HOLDS,
                         states=0, transitions=0, depth=0, seconds=0.0, explored=False)
     if obligations:
-        result.obligations = [o.run(obligation_settings, variants=all_variants, timeout=timeout)
-                              for o in obligations]
         result.explored_verdict = result.verdict
+        try:
+            for o in obligations:
+                result.obligations.append(o.run(obligation_settings, variants=all_variants, timeout=timeout))
+        except KeyboardInterrupt:  # what was proved so far is still reported
+            result.verdict = _combine(result.verdict, INCONCLUSIVE)
+            done = f"interrupted: {len(result.obligations)} of {len(obligations)} z3 obligations done"
+            result.reason = "; ".join(filter(None, [result.reason, done]))
         result.verdict = _combine(result.verdict, smt_verdict(result.obligations))
     return result
 
@@ -115,44 +122,88 @@ def _combine(a: str, b: str) -> str:
     return INCONCLUSIVE if INCONCLUSIVE in (a, b) else HOLDS
 
 
-def verdict_matrix(root: Path, progress=None) -> list[Result]:
+def verdict_matrix(root: Path, progress=None) -> tuple[list[Result], str]:
     """Every property against each model it applies to: no variant and each variant, in both
-    lock configurations where the model has the switch. Obligation-only files are skipped."""
+    lock configurations where the model has the switch. Obligation-only files are skipped.
+    Stops at the first run that cannot finish (Ctrl-C, SIGTERM, the memory limit): returns the
+    results finished so far and why the table is incomplete ("" when it is complete)."""
     results = []
-    for prop_file in sorted((root / "properties").glob("*.py")):
-        prop = load_property(prop_file)
-        if not prop.checks:
-            continue
-        for model_path in [prop.model_path, *prop.also_models]:
-            cls = load_model_class(model_path)
-            configs = [{}, {"split_ptlocks": False}] if "split_ptlocks" in cls.params() else [{}]
-            for variants in [[], *([v] for v in cls.variants())]:
-                for config in configs:
-                    model = cls({**prop.params, **config}, [*prop.variants, *variants])
-                    results.append(check_model(model, prop.checks, property_name=prop.name))
-                    if progress:
-                        progress(results[-1])
-    return results
-
-
-def write_counterexample(result: Result, out_dir) -> list[Path]:
-    """The violation as text diagram, DOT, SVG (when graphviz's dot is installed) and JSON."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    stem = "-".join([result.property, result.model, *result.variants])
-    written = []
-    for suffix, text in ((".txt", render_text.render(result)), (".json", render_json.render(result)),
-                         (".dot", render_dot.render(result))):
-        path = out / f"{stem}{suffix}"
-        path.write_text(text)
-        written.append(path)
+    limit = MemoryLimit()
     try:
-        svg = out / f"{stem}.svg"
-        svg.write_bytes(render_dot.render_svg(written[-1].read_text()))
-        written.append(svg)
+        for prop_file in sorted((root / "properties").glob("*.py")):
+            prop = load_property(prop_file)
+            if not prop.checks:
+                continue
+            for model_path in [prop.model_path, *prop.also_models]:
+                cls = load_model_class(model_path)
+                configs = [{}, {"split_ptlocks": False}] if "split_ptlocks" in cls.params() else [{}]
+                for variants in [[], *([v] for v in cls.variants())]:
+                    for config in configs:
+                        model = cls({**prop.params, **config}, [*prop.variants, *variants])
+                        r = check_model(model, prop.checks, property_name=prop.name, limit=limit)
+                        if r.verdict == INCONCLUSIVE:
+                            run = " ".join([f"{prop.name} on {model.name}", *model.variant_names,
+                                            *(f"{k}={v}" for k, v in config.items())])
+                            return results, f"the table stops after {len(results)} runs, at {run}: {r.reason}"
+                        results.append(r)
+                        if progress:
+                            progress(r)
+    except KeyboardInterrupt as e:
+        return results, f"the table stops after {len(results)} runs: interrupted {e}".rstrip()
+    return results, ""
+
+
+def write_counterexample(result: Result, out_dir, settings=None) -> list[Path]:
+    """The violation as text diagram, DOT, SVG (when graphviz's dot is installed) and JSON,
+    named after the run (see output_stem). A failure to write keeps the verdict's exit code."""
+    stem = output_stem(result.property, result.model, *result.variants, settings=settings)
+    dot = render_dot.render(result)
+    files = {f"{stem}.txt": render_text.render(result), f"{stem}.json": render_json.render(result),
+             f"{stem}.dot": dot}
+    try:
+        files[f"{stem}.svg"] = render_dot.render_svg(dot)
     except graphviz.ExecutableNotFound:
         pass  # DOT is still there; README's set-up installs graphviz
-    return written
+    return write_files(out_dir, files, exit_code=result.exit_code)
+
+
+def output_stem(*names: str, settings=None) -> str:
+    """A file name for one run: the property, model, variants and ``--set`` values, so that two
+    different runs never write the same file; readable, deterministic and filesystem-safe (any
+    character that is not is %-escaped, so different runs stay different names)."""
+    parts = [*names, *(f"{k}={v}" for k, v in sorted((settings or {}).items()))]
+    return "-".join(quote(part, safe="=") for part in parts)
+
+
+def write_files(out_dir, files: dict, exit_code: int = 2) -> list[Path]:
+    """Write every file of ``files`` (name -> text or bytes) into ``out_dir``, or raise
+    OutputError naming the one that failed. Each is written under a temporary name in the same
+    directory and renamed over its target, so no truncated file is ever left, not even after a
+    full disk or a kill; signals wait while the complete files are renamed into place."""
+    out = Path(out_dir)
+    temps, target = [], out
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for name, data in files.items():
+            target = out / name
+            temps.append((out / f".{name}.{os.getpid()}.tmp", target))
+            with open(temps[-1][0], "wb") as f:
+                f.write(data.encode() if isinstance(data, str) else data)
+                f.flush()
+                os.fsync(f.fileno())
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        try:
+            for tmp, target in temps:
+                os.replace(tmp, target)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+    except BaseException as e:
+        for tmp, _ in temps:
+            tmp.unlink(missing_ok=True)
+        if isinstance(e, OSError):
+            raise OutputError(f"cannot write {target}: {e.strerror or e}", exit_code) from None
+        raise
+    return [t for _, t in temps]
 
 
 def catalogue(root: Path) -> str:
@@ -171,7 +222,7 @@ def catalogue(root: Path) -> str:
 
 def describe(path: Path) -> str:
     """A model's parameters, variants and threads; or a property's model and checks."""
-    module = load_module(path, "file")
+    module = load_module(path, "model or property")
     if hasattr(module, "CHECKS") or hasattr(module, "OBLIGATIONS"):
         prop = load_property(path)
         lines = [f"property {prop.name}: {prop.doc.splitlines()[0] if prop.doc else ''}",
@@ -202,18 +253,30 @@ def describe(path: Path) -> str:
 
 
 def graph(property_file, view: str, out_dir, *, model_path=None, variants=(), settings=None,
-          max_states=None, progress=None) -> tuple[str, list[Path]]:
-    """Explore, then export a networkx view of the state graph as GraphML and DOT."""
+          max_states=None, max_memory=None, progress=None) -> tuple[str, list[Path], str]:
+    """Explore, then export a networkx view of the state graph as GraphML and DOT: the summary
+    line, the files written, and why exploration was cut short ("" if it was not; the title
+    then says the graph is incomplete)."""
     prop = load_property(property_file)
-    model = instantiate(model_path or prop.model_path, {**prop.params, **(settings or {})},
-                        [*prop.variants, *variants])
-    system, ex = explore_model(model, prop.checks, max_states=max_states, progress=progress)
-    g = state_graphs.VIEWS[view](system, ex)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    stem = "-".join([prop.name, model.name, *model.variant_names, view])
+    model_file = model_path or prop.model_path
+    if not model_file:
+        raise PtmcError(f"{prop.path}: declares only z3 OBLIGATIONS, no model to explore "
+                        "(ptmc prove proves them; --model names a model to draw)")
+    settings = settings or {}
+    model = instantiate(model_file, {**prop.params, **settings}, [*prop.variants, *variants])
+    system, ex = explore_model(model, prop.checks, max_states=max_states, progress=progress,
+                               limit=MemoryLimit(max_memory))
+    try:
+        g = state_graphs.VIEWS[view](system, ex)
+    except KeyboardInterrupt:
+        raise Interrupted(f"while drawing the {view} view of {len(ex.store.states)} explored states: "
+                          "no files written") from None
+    stem = output_stem(prop.name, model.name, *model.variant_names, view, settings=settings)
     title = f"{prop.name} on {model.name}: {view} view"
-    paths = [out / f"{stem}.graphml", out / f"{stem}.dot"]
-    nx.write_graphml(g, paths[0])
-    paths[1].write_text(render_stategraph.render(g, title))
-    return f"{title}: {state_graphs.summary(g)}", paths
+    if ex.reason:
+        title += f" (INCOMPLETE: {ex.reason})"
+    elif ex.found is not None:  # exploration ends at the first violation's depth
+        title += f" (explored until {ex.found.check.name} failed at depth {ex.found.length})"
+    paths = write_files(out_dir, {f"{stem}.graphml": "\n".join(nx.generate_graphml(g)),
+                                  f"{stem}.dot": render_stategraph.render(g, title)})
+    return f"{title}: {state_graphs.summary(g)}", paths, ex.reason

@@ -12,21 +12,21 @@ __all__ = ["System", "explore", "check_model", "explore_model", "Exploration"]
 
 
 def explore_model(model: Model, checks, *, max_states: int | None = None,
-                  progress=None) -> tuple[System, Exploration]:
+                  progress=None, limit=None) -> tuple[System, Exploration]:
     """Explore ``model`` against ``checks`` (each bound to the model: an input error if the
     model lacks what it needs), the model's own witnesses and its observers."""
     checks = [c.bind(type(model)) for c in checks]
     system = System(model)
     checks += [w for w in model.witnesses() if w.name not in {c.name for c in checks}]
-    return system, explore(system, checks, max_states=max_states, progress=progress,
+    return system, explore(system, checks, max_states=max_states, progress=progress, limit=limit,
                            observers=model.observers(system))
 
 
 def check_model(model: Model, checks, *, property_name: str = "", max_states: int | None = None,
-                progress=None, witness_traces=()) -> Result:
+                progress=None, limit=None, witness_traces=()) -> Result:
     """Explore ``model`` exhaustively against ``checks`` and describe the outcome; with the
     trace of each witness named in ``witness_traces``."""
-    system, ex = explore_model(model, checks, max_states=max_states, progress=progress)
+    system, ex = explore_model(model, checks, max_states=max_states, progress=progress, limit=limit)
     return describe(system, ex, model, checks, property_name, witness_traces)
 
 

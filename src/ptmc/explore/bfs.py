@@ -19,7 +19,7 @@ from ..errors import ModelError, PtmcError
 from ..result import HOLDS, INCONCLUSIVE, VIOLATED
 from ..state import STOPPED, thread_matches
 from ..kernel import UNDEFINED
-from .store import Store
+from .store import Store, StoreFull
 from .system import System, Transition
 
 
@@ -52,7 +52,9 @@ class Exploration:
 
 
 def explore(system: System, checks, max_states: int | None = None, progress=None,
-            observers=()) -> Exploration:
+            limit=None, observers=()) -> Exploration:
+    """``limit``: called after each state expanded; a reason (str) to stop as inconclusive, or
+    None (see limits.MemoryLimit)."""
     events = {c.event: c for c in checks if c.kind == "never"}
     undefined = {e for e in UNDEFINED if e not in events}
     invariants = [c for c in checks if c.kind == "invariant"]
@@ -60,7 +62,7 @@ def explore(system: System, checks, max_states: int | None = None, progress=None
     deadlock_check = next((c for c in checks if c.kind == "deadlock_free"), None)
     witnesses = Witnesses(system, [c for c in checks if c.kind == "reachable"])
 
-    store = Store()
+    store = Store(capacity=max_states)
     store.add(system.initial, -1)
     start = time.monotonic()
     transitions = deadlocks = depth = crashed = 0
@@ -73,6 +75,10 @@ def explore(system: System, checks, max_states: int | None = None, progress=None
     level_end, i, reason = 1, 0, ""
     next_report = start + 1.0
     states = store.states
+
+    def counts():
+        return (f"{len(states)} states, {transitions} transitions, depth {depth}, "
+                f"{len(states) - i} states not yet expanded")
     try:
         while found is None or found.length > depth:
             if i == level_end:
@@ -121,17 +127,19 @@ def explore(system: System, checks, max_states: int | None = None, progress=None
                         if found is not None:
                             break
             i += 1
-            if max_states is not None and len(states) >= max_states and found is None:
-                reason = (f"state limit {max_states} reached: {len(states)} states, {transitions} "
-                          f"transitions, depth {depth}, {len(states) - i} states not yet expanded")
+            if limit is not None and (stop := limit()):
+                reason = f"{stop}: {counts()}"
                 break
             if progress is not None and time.monotonic() >= next_report:
                 now = time.monotonic()
                 progress(len(states), transitions, depth, len(states) - i, now - start)
                 next_report = now + 1.0
+    except StoreFull:
+        reason = f"state limit {max_states} reached: {counts()}"
     except KeyboardInterrupt:
-        reason = (f"interrupted: {len(states)} states, {transitions} transitions, depth {depth}, "
-                  f"{len(states) - i} states not yet expanded")
+        reason = f"interrupted: {counts()}"
+    except MemoryError:  # the limit came too late: report what the store holds
+        reason = f"out of memory (MemoryError): {counts()}"
     seconds = time.monotonic() - start
     missing = witnesses.missing() if found is None and not reason else []
     if found is not None or missing:
@@ -243,7 +251,7 @@ def _end_failure(system, at_end, state, depth, number) -> Found | None:
 def _call(system, check, args, state):
     try:
         return check.fn(*args)
-    except PtmcError:
+    except (PtmcError, MemoryError):
         raise
     except Exception as e:  # noqa: BLE001 - a bug in a property: say which, and where
         raise ModelError(f"check {check.name} raised {type(e).__name__}: {e}; "

@@ -19,8 +19,13 @@ from ..errors import ModelError
 from ..state import identical
 
 
+class StoreFull(Exception):
+    """A new state was reached with ``capacity`` states stored (``--max-states``)."""
+
+
 class Store:
-    def __init__(self):
+    def __init__(self, capacity: int | None = None):
+        self.capacity = capacity  # at most this many states (--max-states); None: no limit
         self.states: list[tuple] = []
         self.index: dict[tuple, int] = {}  # by Python equality: the first of equal states
         self.twins: dict[int, list[int]] = {}  # first -> the other states equal to it
@@ -48,6 +53,8 @@ class Store:
         n = self._first(state)
         number = len(self.states)
         if n is None:
+            if number == self.capacity:
+                raise StoreFull
             self.index[state] = number
         elif all(map(is_, self.states[n], state)) or identical(self.states[n], state):
             return False  # (the quick test first: equal states mostly hold the same objects)
@@ -55,6 +62,8 @@ class Store:
             twins = self.twins.setdefault(n, [])
             if any(identical(self.states[m], state) for m in twins):
                 return False
+            if number == self.capacity:
+                raise StoreFull
             twins.append(number)
         self.states.append(state)
         self.parent.append(parent)

@@ -9,7 +9,7 @@ from typing import NamedTuple
 
 from ..errors import ModelError, PtmcError
 from ..kernel import EVENTS, SETUP
-from ..model import DONE, Model, same_class
+from ..model import DONE, Model, Thread, same_class
 from ..state import DONE as DONE_PC
 from ..state import OOPS, Blocked, Layout, Mem, Stop, bound, declaring
 
@@ -48,6 +48,10 @@ class System:
         self.events = {**EVENTS, **type(model).events()}
         model.init(declaring(layout, model, self.events))
         self.threads = model.threads()
+        if not (isinstance(self.threads, (list, tuple))
+                and all(isinstance(t, Thread) for t in self.threads)):
+            raise ModelError(f"model {model.name}: threads() must return a list of Thread instances, "
+                             f"got {self.threads!r}")
         names = [t.name for t in self.threads]
         if len(set(names)) != len(names):
             raise ModelError(f"model {model.name}: thread names must be unique, got {names}")
@@ -111,7 +115,7 @@ class System:
                     new_pc = None
                 except Stop as stop:
                     new_pc = stop.pc
-                except PtmcError:
+                except (PtmcError, MemoryError):
                     raise
                 except Exception as e:  # noqa: BLE001 - a bug in a model step: say where
                     raise ModelError(f"exception in step {thread.name}.{st.name} "

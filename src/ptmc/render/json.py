@@ -9,6 +9,7 @@ from ..result import Result
 def to_dict(result: Result) -> dict:
     if not result.explored:  # ptmc prove: only z3 obligations ran
         return {"property": result.property, "variants": result.variants, "verdict": result.verdict,
+                **({"reason": result.reason} if result.reason else {}),
                 "obligations": [o.to_dict() for o in result.obligations]}
     out = {
         "property": result.property,

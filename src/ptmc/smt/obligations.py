@@ -114,7 +114,7 @@ class Obligation:
                                             values, cex, label, tuple(claim.hex))
                 if status == INCONCLUSIVE:
                     unknown.append(f"{label}: {reason}" if label else reason)
-        except PtmcError:
+        except (PtmcError, MemoryError):
             raise
         except Exception as e:  # noqa: BLE001 - a bug in an obligation: say which
             raise PtmcError(f"obligation {self.name} raised {type(e).__name__}: {e}") from None
@@ -146,7 +146,10 @@ def solve(claim: Claim, timeout: float):
     if answer == z3.sat:
         model = solver.model()
         return FAILED, {name: _value(model, term) for name, term in claim.show.items()}, ""
-    return INCONCLUSIVE, {}, solver.reason_unknown() or "unknown"
+    reason = solver.reason_unknown() or "unknown"
+    if reason == "interrupted from keyboard":  # z3 took the SIGINT itself: pass it on
+        raise KeyboardInterrupt
+    return INCONCLUSIVE, {}, reason
 
 
 def _value(model, term):
