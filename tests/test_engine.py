@@ -491,3 +491,84 @@ def test_fall_through_stays_in_class_when_subclass_reuses_base_name():
     '''), ns_sub)
     states = reachable(one_thread_model(ns_sub["Walker"], trail=()))
     assert [(st["t.pc"], st["trail"]) for st in states] == [("own", ()), ("done", ("own",))]
+
+
+# --------------------------------------------------------------------------------------------
+# Procedures: a sub-path called from two places returns to each caller with its result.
+# --------------------------------------------------------------------------------------------
+
+from ptmc.model import Procedure  # noqa: E402
+
+
+class ReadTwice(Procedure):
+    """A helper of two steps: read x, read it again; return whether both reads agreed."""
+
+    first: int = 0
+
+    @step("lib/helper.c:read_once")
+    def read_once(self, s):
+        self.first = s.x
+
+    @step("lib/helper.c:read_again")
+    def read_again(self, s):
+        return self.ret(self.first == s.x)
+
+
+class Caller(ReadTwice):
+    stable: tuple = ()
+
+    @step("lib/caller.c:start")
+    def start(self, s):
+        return self.call(ReadTwice, then=self.after_first)
+
+    def after_first(self, agreed):
+        self.stable += (agreed,)
+        return self.call(ReadTwice, then="finish")
+
+    @step("lib/caller.c:finish")
+    def finish(self, s):
+        s.log = self.stable
+        return DONE
+
+
+class Writer(Thread):
+    @step("lib/writer.c:write")
+    def write(self, s):
+        s.x = 1
+        return DONE
+
+
+class Calls(Model):
+    name = "calls"
+
+    def init(self, mem):
+        mem.x = 0
+        mem.log = None
+
+    def threads(self):
+        return [Caller("c"), Writer("w")]
+
+
+def test_a_procedure_returns_to_each_caller_with_its_value():
+    states = reachable(Calls())
+    logs = {st["log"] for st in states if st["c.pc"] == "done"}
+    # The write lands before, between the two reads of the first call, or later: only the
+    # first call's result is kept (the second call continues at a step, which ignores it).
+    assert logs == {(True,), (False,)}
+    # The call stack is part of the state while a call is in progress, empty otherwise.
+    assert {st["c._stack"] for st in states} == {(), ("after_first",), ("finish",)}
+    assert all(st["c._stack"] == () for st in states if st["c.pc"] in ("start", "finish", "done"))
+
+
+def test_a_return_without_a_call_is_a_model_error():
+    class Stray(ReadTwice):
+        @step("lib/stray.c:go")
+        def go(self, s):
+            return self.ret(1)
+
+    class M(Calls):
+        def threads(self):
+            return [Stray("s")]
+
+    with pytest.raises(ModelError, match="s.go returns, but nothing called it"):
+        check_model(M(), [])

@@ -68,6 +68,15 @@ def _comments(fn) -> list[str]:
     return [c for c in out if c]
 
 
+def _source(node) -> str:
+    """How a call's target reads in the model: ``PteOffsetMapLock``, ``self.mapped``, a step."""
+    if node is None:
+        return "?"
+    if isinstance(node, ast.Constant):
+        return str(node.value)
+    return ast.unparse(node).removeprefix("self.")
+
+
 def _targets(fn, steps, pc) -> list[str]:
     """Where a step can go: step names it returns, helpers deciding it, done, fall-through."""
     names = {st.name for st in steps}
@@ -80,7 +89,13 @@ def _targets(fn, steps, pc) -> list[str]:
             found.append("done" if node.id == "DONE" else "`tlb_finish_mmu()`")
         elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
               and isinstance(node.func.value, ast.Name) and node.func.value.id == "self"):
-            found.append(f"`{node.func.attr}()`")
+            if node.func.attr == "call" and node.args:
+                then = next((k.value for k in node.keywords if k.arg == "then"), None)
+                found.append(f"call `{_source(node.args[0])}`, then `{_source(then)}`")
+            elif node.func.attr == "ret":
+                found.append("return")
+            else:
+                found.append(f"`{node.func.attr}()`")
     last = body.body[-1]
     falls = not isinstance(last, ast.Return) or any(
         isinstance(n, ast.Return) and n.value is None for n in ast.walk(body))

@@ -14,6 +14,13 @@ through to the next step of its class. It may raise ``Blocked`` (a kernel primit
 for it, e.g. ``spin_lock`` on a held lock) to say it cannot run now. Steps of a base class come
 after the thread's own steps, so common tails (``pte_put()``) can be shared; a thread starts at
 the first step of its own class.
+
+A kernel helper of several steps is a ``Procedure``: a class of steps that threads inherit and
+call, the way PlusCal calls a procedure. A step returns ``self.call(PteOffsetMapLock,
+then=self.mapped)``; the procedure's last step returns ``self.ret(value)``, and the caller
+continues at ``then``: a step name, ``DONE``, or a method of the thread that receives the value
+and returns where to go (local computation, folded into the returning step). The return
+addresses are the thread's call stack, part of the state.
 """
 from __future__ import annotations
 
@@ -23,6 +30,7 @@ import inspect
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from .errors import Interrupted, ModelError, PtmcError, from_user_code, user_files
 
@@ -133,6 +141,22 @@ class Thread:
     def steps(self) -> list[StepInfo]:
         return self.step_list()
 
+    @classmethod
+    def has_stack(cls) -> bool:
+        """Whether the thread calls procedures (and so has a call stack in the state)."""
+        return issubclass(cls, Procedure)
+
+    def call(self, entry, then, **args) -> "Call":
+        """Call a procedure (or jump to a step as a sub-path) and continue at ``then`` when it
+        returns; ``args`` set the callee's locals."""
+        for name, value in args.items():
+            setattr(self, name, value)
+        return Call(_target_name(entry), _target_name(then))
+
+    def ret(self, value=None) -> "Return":
+        """Return from the procedure to the caller's ``then``, handing it ``value``."""
+        return Return(value)
+
     @property
     def start_pc(self) -> int:
         if self.first_step is None:
@@ -141,6 +165,38 @@ class Thread:
             if st.name == self.first_step:
                 return pc
         raise ModelError(f"thread {self.name}: first_step {self.first_step!r} is not one of its steps")
+
+
+class Call(NamedTuple):
+    entry: str  # the callee's first step
+    then: str  # where the caller continues: a step, "done", or a continuation method
+
+
+class Return(NamedTuple):
+    value: object
+
+
+class Procedure(Thread):
+    """Steps of a kernel helper that threads call (see the module docstring). A thread that
+    inherits a procedure has a call stack."""
+
+    @classmethod
+    def entry(cls) -> str:
+        own = [st for st in cls.step_list() if st.owner is cls]
+        if not own:
+            raise ModelError(f"procedure {cls.__name__} has no @step of its own")
+        return own[0].name
+
+
+def _target_name(target) -> str:
+    if isinstance(target, str):
+        return target
+    if isinstance(target, type) and issubclass(target, Procedure):
+        return target.entry()
+    name = getattr(target, "__name__", None)
+    if name is None:
+        raise ModelError(f"call(): {target!r} is not a step, a procedure or a method")
+    return name
 
 
 def numbered(name: str, n: int) -> list[str]:

@@ -95,6 +95,7 @@ class Layout:
         self.threads: list = []
         self.pc_slot: list[int] = []  # per thread id
         self.local_slots: list[list[int]] = []
+        self.stack_slot: list[int | None] = []  # per thread id: its call stack, if it calls
         self.frozen = False
 
     def cell(self, name: str, initial, tag: str | None = None, shown=None, quiet: bool = False) -> int:
@@ -130,6 +131,10 @@ class Layout:
             self.names.append(f"{thread.name}.{local}")
             self.initial.append(value)
         self.local_slots.append(slots)
+        self.stack_slot.append(len(self.names) if thread.has_stack() else None)
+        if thread.has_stack():  # return addresses, innermost last ("._": bookkeeping, not shown)
+            self.names.append(f"{thread.name}._stack")
+            self.initial.append(())
         thread.tid = tid
 
     def show_slot(self, slot: int, value) -> str:

@@ -9,7 +9,7 @@ from typing import NamedTuple
 
 from ..errors import ModelError, PtmcError
 from ..kernel import EVENTS, SETUP
-from ..model import DONE, Model, Thread, same_class
+from ..model import DONE, Call, Model, Return, Thread, same_class
 from ..state import DONE as DONE_PC
 from ..state import OOPS, Blocked, Layout, Mem, Stop, bound, declaring
 
@@ -34,6 +34,7 @@ class _Code(NamedTuple):
     get: object  # thread.__dict__ -> the locals' values, in order
     pc_slot: int
     dead: tuple  # the locals' initial values
+    stack_slot: int | None  # the call stack's slot, for a thread that calls procedures
 
 
 class System:
@@ -77,7 +78,7 @@ class System:
             get = (itemgetter(*names) if len(names) > 1 else
                    (lambda d, n=names: (d[n[0]],)) if names else (lambda d: ()))
             self._code.append(_Code(thread, steps, by_name, fall, names, lo, lo + len(names), get,
-                                    layout.pc_slot[tid], tuple(initial.values())))
+                                    layout.pc_slot[tid], tuple(initial.values()), layout.stack_slot[tid]))
         try:
             hash(self.initial)
         except TypeError:
@@ -89,7 +90,8 @@ class System:
         out = []
         layout, reset_dead = self.layout, self.reset_dead_locals
         new_mem = self._recording_mem if record else self._mem
-        for tid, (thread, steps, by_name, fall, names, lo, hi, get, pc_slot, dead) in enumerate(self._code):
+        for tid, code in enumerate(self._code):
+            thread, steps, by_name, fall, names, lo, hi, get, pc_slot, dead, stack_slot = code
             pc = state[pc_slot]
             if pc < 0:
                 continue
@@ -104,13 +106,10 @@ class System:
                     ret = st.fn(thread, mem)
                     if ret is None:
                         new_pc = fall[pc]
-                    elif ret == DONE:
-                        new_pc = DONE_PC
+                    elif ret.__class__ is str and ret in by_name:
+                        new_pc = by_name[ret]
                     else:
-                        new_pc = by_name.get(ret if ret.__class__ is str else ret.__name__)
-                        if new_pc is None:
-                            raise ModelError(f"step {thread.name}.{st.name} returned {ret!r}, "
-                                             "which is not a step of that thread")
+                        new_pc = self._goto(code, st, ret, values)
                 except Blocked:
                     new_pc = None
                 except Stop as stop:
@@ -125,6 +124,8 @@ class System:
                     # A finished thread's locals are dead: reset them so that states that
                     # differ only in them are one state.
                     values[lo:hi] = dead if new_pc == DONE_PC and reset_dead else get(d)
+                    if new_pc == DONE_PC and stack_slot is not None:
+                        values[stack_slot] = ()  # a thread that ends inside a call has no caller left
                     values[pc_slot] = new_pc
                     choices = tuple((label, options[i]) for label, options, i in mem.made)
                     touched = tuple(dict.fromkeys(mem.touched)) if record else ()
@@ -135,6 +136,41 @@ class System:
                 if script is None:
                     break
         return out
+
+    def _goto(self, code: _Code, st, ret, values: list) -> int:
+        """The pc a step's return value names: a step, DONE, a call (push the caller's
+        continuation) or a return (pop it; a continuation method turns the value into where to
+        go). ``values[stack_slot]`` is updated in place."""
+        thread = code.thread
+        while True:
+            if ret is None:
+                raise ModelError(f"{thread.name}.{st.name}: a continuation returned nothing; it must "
+                                 "name where the thread goes")
+            if ret.__class__ is Call:
+                if code.stack_slot is None:
+                    raise ModelError(f"{thread.name}.{st.name} calls {ret.entry} but {type(thread).__name__} "
+                                     "inherits no Procedure")
+                values[code.stack_slot] += (ret.then,)
+                ret = ret.entry
+            elif ret.__class__ is Return:
+                stack = values[code.stack_slot] if code.stack_slot is not None else ()
+                if not stack:
+                    raise ModelError(f"{thread.name}.{st.name} returns, but nothing called it")
+                values[code.stack_slot], then = stack[:-1], stack[-1]
+                if then == DONE or then in code.by_name:
+                    ret = then
+                else:
+                    ret = getattr(thread, then)(ret.value)
+            elif ret == DONE:
+                return DONE_PC
+            elif ret.__class__ is str and ret in code.by_name:
+                return code.by_name[ret]
+            else:
+                name = ret if ret.__class__ is str else getattr(ret, "__name__", repr(ret))
+                if name in code.by_name:
+                    return code.by_name[name]
+                raise ModelError(f"step {thread.name}.{st.name} returned {ret!r}, which is not a step "
+                                 "of that thread")
 
     def step_info(self, tr: Transition):
         return self._code[tr.tid].steps[tr.pc]
