@@ -28,3 +28,48 @@ def test_readme_verdict_table_is_what_ptmc_list_verdicts_prints(monkeypatch):
     block = re.search(r"<!-- verdicts -->\n(.*?)<!-- /verdicts -->", readme, re.S)
     assert block, "README.md lacks the <!-- verdicts --> block"
     assert block.group(1) == table, "regenerate the README table with: ptmc list --verdicts"
+
+
+# --- docs/authoring.md's example ---------------------------------------------------------------
+
+EXAMPLE = ROOT / "docs" / "examples"
+
+
+def test_authoring_example_holds_with_its_hand_counted_states():
+    from ptmc import workflow
+    r = workflow.check(EXAMPLE / "retract_no_uaf.py")
+    # khugepaged at k = 0..4 (before lock_pml .. before free), 5q (table queued for RCU, the
+    # reader's bit in its mask or not) or 5f (freed); the reader at map, read (it mapped pt0,
+    # so only before the clear, k < 2, and it holds off the free) or done (locals reset):
+    #   reader at map:  k = 0..4, 5q, 5f                  7
+    #   reader at read: k = 0..4, 5q waiting for it       6
+    #   reader done:    k = 0..4, 5q ready, 5f            7      total 20
+    assert (r.verdict, r.states, r.transitions, r.depth) == ("holds", 20, 30, 7)
+    assert [(w.name, w.length) for w in r.witnesses] == [("reads_a_retracted_table", 4),
+                                                         ("rcu.rcu_do_batch", 6)]
+
+
+def test_authoring_example_variant_frees_under_the_reader():
+    from ptmc import workflow
+    r = workflow.check(EXAMPLE / "retract_no_uaf.py", variants=["free_at_once"])
+    assert r.verdict == "violated" and r.violation.message == "reader reads pt0.e0, but pt0 is free"
+    assert [(st.thread, st.step) for st in r.trace] == [
+        ("khugepaged", "lock_pml"), ("reader", "map"), ("khugepaged", "collapse"),
+        ("khugepaged", "flush"), ("khugepaged", "unlock_pml"), ("khugepaged", "free"), ("reader", "read")]
+
+
+def test_authoring_guide_shows_what_ptmc_prints(monkeypatch, tmp_path):
+    monkeypatch.chdir(ROOT)
+    guide = (ROOT / "docs" / "authoring.md").read_text()
+    out = CliRunner().invoke(main, ["check", "docs/examples/retract_no_uaf.py", "--out", str(tmp_path)])
+    assert out.exit_code == 0
+    headline = re.sub(r"[\d.]+s$", "0.00s", out.stdout.splitlines()[0])
+    assert headline in guide
+    assert "\n".join(out.stdout.splitlines()[1:]) in guide
+    source = (EXAMPLE / "retract.py").read_text()
+    (tmp_path / "retract.py").write_text(source.replace("        rcu_init(mem)\n", ""))
+    (tmp_path / "p.py").write_text((EXAMPLE / "retract_no_uaf.py").read_text())
+    out = CliRunner().invoke(main, ["check", str(tmp_path / "p.py"), "--out", str(tmp_path)])
+    assert out.exit_code == 2
+    message = out.stderr.strip().removeprefix("ptmc: error: ")
+    assert " ".join(message.split()) in " ".join(guide.split())
