@@ -36,6 +36,16 @@ def reachable(model) -> list[dict]:
     return out
 
 
+def edited_model(tmp_path, name: str, old: str, new: str) -> Path:
+    """A copy of model/<name>.py with ``old`` replaced by ``new`` (which must occur): a
+    deliberate bug, or a path switched off, for a test to catch."""
+    source = (ROOT / "model" / f"{name}.py").read_text()
+    assert old in source, old
+    path = tmp_path / f"{name}.py"
+    path.write_text(source.replace(old, new))
+    return path
+
+
 @pytest.fixture
 def in_repo(monkeypatch):
     """Run with the repository root as the working directory (``ptmc list`` scans cwd)."""

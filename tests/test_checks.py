@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, edited_model
 from ptmc import DONE, Model, Thread, step, workflow
 from ptmc.errors import ModelError, PtmcError
 from ptmc.explore import check_model
@@ -149,15 +149,12 @@ def test_every_primitive_event_is_checked_by_a_shipped_property():
 
 def test_unlocking_pml_twice_is_caught_by_no_deadlock(tmp_path):
     """The issue's planted bug: the fast path's give-up unlocks pml although its trylock failed."""
-    source = (ROOT / "model" / "reclaim.py").read_text()
-    broken = source.replace("""            self.direct_reclaim = False
+    model = edited_model(tmp_path, "reclaim", """            self.direct_reclaim = False
             return self.before_unlock()""", """            self.direct_reclaim = False
             spin_unlock(s, pmd_lockptr(s))
             return self.before_unlock()""")
-    assert broken != source
-    (tmp_path / "reclaim.py").write_text(broken)
     # With ptl == pml the trylock always fails, and the zap then unlocks its own ptl too.
-    r = workflow.check(ROOT / "properties" / "no_deadlock.py", model_path=tmp_path / "reclaim.py",
+    r = workflow.check(ROOT / "properties" / "no_deadlock.py", model_path=model,
                        settings={"split_ptlocks": "false"})
     assert r.verdict == "violated" and r.violation.check == "never bad-unlock"
 
@@ -222,13 +219,11 @@ def test_a_forgotten_set_up_call_fails_when_the_model_is_built():
 
 
 def test_a_gather_without_its_rcu_head_fails_when_the_model_is_built(tmp_path):
-    source = (ROOT / "model" / "reclaim.py").read_text()
-    broken = source.replace('mmu_gather_init(mem, numbered("zap", self.zaps))', 'mmu_gather_init(mem, [])')
-    assert broken != source
-    (tmp_path / "reclaim.py").write_text(broken)
+    model = edited_model(tmp_path, "reclaim", 'mmu_gather_init(mem, numbered("zap", self.zaps))',
+                         'mmu_gather_init(mem, [])')
     with pytest.raises(ModelError, match="thread zap needs zap.tlb_batch_rcu, which init.. never declared: "
                                          "call mmu_gather_init"):
-        workflow.check(ROOT / "properties" / "no_uaf.py", model_path=tmp_path / "reclaim.py")
+        workflow.check(ROOT / "properties" / "no_uaf.py", model_path=model)
 
 
 # --- undefined behaviour ends a path -------------------------------------------------------

@@ -6,7 +6,7 @@ import pytest
 
 from ptmc import workflow
 
-from conftest import ROOT
+from conftest import ROOT, edited_model
 
 PROPS = ["no_uaf", "no_lost_pte", "no_leak", "no_deadlock"]
 
@@ -138,11 +138,7 @@ def test_every_reclaim_path_is_witnessed(split):
 def test_a_disabled_path_fails_the_run(tmp_path):
     """An edit that makes the fast path's trylock always fail changes no safety verdict, but
     the run says the fast-path witness was never found (exit code 1)."""
-    source = (ROOT / "model" / "reclaim.py").read_text()
-    broken = source.replace("if not spin_trylock(s, pmd_lockptr(s)):", "if True:")
-    assert broken != source
-    model = tmp_path / "reclaim.py"
-    model.write_text(broken)
+    model = edited_model(tmp_path, "reclaim", "if not spin_trylock(s, pmd_lockptr(s)):", "if True:")
     r = workflow.check(ROOT / "properties" / "no_uaf.py", model_path=model)
     assert r.verdict == "violated" and r.exit_code == 1
     assert r.violation.kind == "reachable" and r.violation.check == "zap.clear_pmd"

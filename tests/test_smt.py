@@ -16,7 +16,7 @@ from ptmc.properties import load_property
 from ptmc.smt import Claim, obligation
 from ptmc.smt.expr import Expr
 
-from conftest import ROOT
+from conftest import ROOT, edited_model
 
 ARITH = ROOT / "properties" / "refcount_arith.py"
 EXACT = ROOT / "properties" / "refcount2022_exact.py"
@@ -318,11 +318,8 @@ def test_initial_state_must_satisfy_the_counting_invariant(tmp_path):
 
 def test_wrong_effect_in_the_2021_model_is_caught(tmp_path):
     """A real model: declare that pte_put_many() drops one reference, while it drops refs."""
-    source = (ROOT / "model" / "refcount2021.py").read_text()
-    wrong = source.replace('"refcount": "refcount - refs", "refs": "0"', '"refcount": "refcount - 1", "refs": "0"')
-    assert wrong != source
-    model = tmp_path / "refcount2021.py"
-    model.write_text(wrong)
+    model = edited_model(tmp_path, "refcount2021", '"refcount": "refcount - refs", "refs": "0"',
+                         '"refcount": "refcount - 1", "refs": "0"')
     result = workflow.check(ROOT / "properties" / "no_uaf.py", model_path=model)
     assert result.verdict == "violated"
     assert result.violation.check == "effects match code"
