@@ -14,7 +14,10 @@ import click
 from . import docgen, limits, workflow
 from .errors import PtmcError, from_user_code
 from .model import load_model_class
+from .render import events as render_events
+from .render import html as render_html
 from .render import json as render_json
+from .render import progress as render_progress
 from .render import table as render_table
 from .render import text as render_text
 from .smt.obligations import DEFAULT_TIMEOUT
@@ -91,20 +94,6 @@ def main():
     """ptmc: a model checker for the Linux kernel's page-table reclaim protocol."""
 
 
-_last_line = [float("-inf")]
-
-
-def _progress(states, transitions, depth, frontier, seconds):
-    tty = sys.stderr.isatty()
-    if not tty and seconds - _last_line[0] < 10:
-        return  # a log, not a terminal: a first line after a second, then one every ten
-    _last_line[0] = seconds
-    end = "\r" if tty else "\n"
-    click.echo(f"  {states:,} states  {states / max(seconds, 1e-9):,.0f} states/s  frontier {frontier:,}"
-               f"  depth {depth}  {seconds:.0f}s", err=True, nl=False)
-    click.echo(end, err=True, nl=False)
-
-
 @main.command()
 @click.argument("property_file", type=click.Path(dir_okay=False))
 @click.option("--model", "model_path", type=click.Path(dir_okay=False), help="Model file (default: the property's).")
@@ -119,21 +108,40 @@ def _progress(states, transitions, depth, frontier, seconds):
 @click.option("--witness", "witnesses", multiple=True, metavar="NAME",
               help="Also print the shortest trace reaching this witness (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
+@click.option("--events", is_flag=True,
+              help="Print the run as JSON lines instead: progress, violation, files, result (docs/events.md).")
+@click.option("--sarif", "sarif_file", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Also write the result as SARIF 2.1.0, for code scanning.")
+@click.option("--junit", "junit_file", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Also write the result as JUnit XML, one test case per check.")
+@click.option("--source-url", default=render_html.DEFAULT_SOURCE_URL, show_default=True, metavar="TEMPLATE",
+              help="Where the HTML viewer links a step's kernel function ({file}, {function} are replaced).")
 @click.pass_context
 def check(ctx, property_file, model_path, variants, settings, max_states, out_dir, timeout, max_memory,
-          witnesses, as_json):
+          witnesses, as_json, events, sarif_file, junit_file, source_url):
     """Explore every interleaving of the model and check PROPERTY_FILE (and its z3 obligations)."""
+    if as_json and events:
+        raise click.UsageError("--json and --events both print on stdout: choose one")
     values = workflow.parse_settings(settings)
+    stream = render_events.EventStream(click.echo) if events else None
+    progress = stream or render_progress.ProgressLine()
+    if stream:
+        stream.start("check", property_file)
     result = workflow.check(property_file, model_path=model_path, variants=variants, settings=values,
-                            max_states=max_states, max_memory=max_memory, progress=_progress,
+                            max_states=max_states, max_memory=max_memory, progress=progress,
                             timeout=timeout, witnesses=witnesses)
-    if as_json:
-        click.echo(render_json.render(result), nl=False)
+    progress.finish(result.states, result.transitions, result.depth, result.seconds)
+    if stream:
+        stream.verdict(result)
     else:
-        click.echo(render_text.render(result), nl=False)
+        click.echo((render_json if as_json else render_text).render(result), nl=False)
     # The verdict is out before any file is written: a full or unwritable --out cannot lose it.
-    written = workflow.write_counterexample(result, out_dir, values) if result.violation else []
-    if not as_json:
+    written = workflow.write_counterexample(result, out_dir, values, source_url=source_url)
+    written += workflow.write_reports(result, sarif=sarif_file, junit=junit_file)
+    if stream:
+        stream.files(written)
+        stream.result(result)
+    elif not as_json:
         for path in written:
             click.echo(f"wrote {path}")
     ctx.exit(result.exit_code)
@@ -173,10 +181,12 @@ def prove(ctx, property_file, variants, settings, timeout, as_json):
 @click.pass_context
 def graph(ctx, property_file, view, model_path, variants, settings, max_states, out_dir, max_memory):
     """Export the state graph of PROPERTY_FILE's model as GraphML and DOT (networkx)."""
+    progress = render_progress.ProgressLine()
     summary, paths, reason = workflow.graph(property_file, view, out_dir, model_path=model_path,
                                             variants=variants, settings=workflow.parse_settings(settings),
                                             max_states=max_states, max_memory=max_memory,
-                                            progress=_progress)
+                                            progress=progress)
+    progress.finish()
     click.echo(summary)
     for path in paths:
         click.echo(f"wrote {path}")

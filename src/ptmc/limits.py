@@ -120,3 +120,22 @@ class MemoryLimit:
             return (f"memory limit reached (address space {show_size(size)}, "
                     f"{SHARE:.0%} of RLIMIT_AS {show_size(self.rlimit)})")
         return None
+
+
+def resident() -> int | None:
+    """This process's resident memory in bytes (None where /proc is not there)."""
+    try:
+        return int(Path("/proc/self/statm").read_text().split()[1]) * _PAGE
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def peak_resident() -> int | None:
+    """The most resident memory this process has used, in bytes (VmHWM)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, IndexError, ValueError):
+        pass
+    return None

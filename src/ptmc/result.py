@@ -16,6 +16,9 @@ class TraceStep:
     choices: list[tuple[str, str]] = field(default_factory=list)
     events: list[tuple[str, str]] = field(default_factory=list)
     reads: dict[str, str] = field(default_factory=dict)  # shared variables read, not changed
+    state: dict[str, str] = field(default_factory=dict)  # every variable after the step, as displayed
+    source: tuple[str, int] | None = None  # where the step is defined: (file, line of its @step)
+    context: list[str] = field(default_factory=list)  # kernel context after the step, if computed
 
 
 @dataclass
@@ -59,7 +62,55 @@ class Result:
     witnesses: list[Witness] = field(default_factory=list)
     checked_events: list[str] = field(default_factory=list)  # events some never() check watches
     crashed: int = 0  # transitions into undefined behaviour no check watches: their paths end
+    property_file: str = ""  # the files checked, as given (the CI formats locate results there)
+    model_file: str = ""
+    property_doc: str = ""  # the property file's docstring: what it means, for a reviewer
+    descriptions: dict[str, str] = field(default_factory=dict)  # check name -> what it checks
 
     @property
     def exit_code(self) -> int:
         return EXIT_CODES[self.verdict]
+
+    def outcomes(self) -> list[Outcome]:
+        """One outcome per check, witness and z3 obligation: what the CI formats and the pytest
+        plugin report as one test each. A search stops at the first violation, so the checks it
+        did not get to are ``undecided``, never passed."""
+        v = self.violation
+        # A witness is missed only by a complete search: then every check was decided.
+        stopped = (f"inconclusive: {self.reason}" if self.reason else
+                   f"undecided: the search stopped at the first violation ({v.check})"
+                   if v and v.kind != "reachable" else "")
+        out = []
+        for name in self.checks:
+            if v and v.check == name:
+                out.append(Outcome(name, "check", FAILED, v.message))
+            elif stopped:
+                out.append(Outcome(name, "check", INCONCLUSIVE if self.reason else UNDECIDED, stopped))
+            else:
+                out.append(Outcome(name, "check", PASSED, f"holds on {self.states} states"))
+        for w in self.witnesses:
+            if w.found:
+                out.append(Outcome(w.name, "witness", PASSED, f"witnessed in {w.length} steps"))
+            elif w.found is False:
+                out.append(Outcome(w.name, "witness", FAILED, f"witness not found: {w.description}"))
+            else:
+                out.append(Outcome(w.name, "witness", INCONCLUSIVE if self.reason else UNDECIDED,
+                                   stopped or "not witnessed"))
+        for o in self.obligations:
+            status = {"proved": PASSED, "failed": FAILED}.get(o.status, INCONCLUSIVE)
+            message = {"proved": "proved",
+                       "failed": "; ".join(filter(None, ["failed", o.detail, o.counterexample_text()]))
+                       }.get(o.status, f"inconclusive: {o.detail}")
+            out.append(Outcome(o.name, "obligation", status, message))
+        return out
+
+
+PASSED, FAILED, UNDECIDED = "passed", "failed", "undecided"
+
+
+@dataclass
+class Outcome:
+    name: str  # the check's, witness's or obligation's name
+    kind: str  # check | witness | obligation
+    status: str  # passed | failed | undecided | inconclusive
+    message: str

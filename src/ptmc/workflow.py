@@ -16,7 +16,10 @@ from .limits import MemoryLimit
 from .model import Model, load_model_class, load_module
 from .properties import load_property
 from .render import dot as render_dot
+from .render import html as render_html
 from .render import json as render_json
+from .render import junit as render_junit
+from .render import sarif as render_sarif
 from .render import stategraph as render_stategraph
 from .render import text as render_text
 from .result import HOLDS, INCONCLUSIVE, VIOLATED, Result
@@ -39,11 +42,13 @@ def instantiate(model_path, params: dict, variants) -> Model:
 
 
 def check(property_file, *, model_path=None, variants=(), settings=None, max_states=None,
-          max_memory=None, progress=None, timeout=None, explore=True, witnesses=()) -> Result:
-    """Explore the property's model against its checks (unless ``explore`` is false) and prove
-    its z3 obligations; the verdict is violated if either fails, inconclusive if either could
-    not finish (state or memory limit, Ctrl-C, solver time-out) and nothing failed."""
+          max_memory=None, progress=None, timeout=None, explore=True, witnesses=(), exclude=()) -> Result:
+    """Explore the property's model against its checks (unless ``explore`` is false; without
+    the checks named in ``exclude``) and prove its z3 obligations; the verdict is violated if
+    either fails, inconclusive if either could not finish (state or memory limit, Ctrl-C,
+    solver time-out) and nothing failed."""
     prop = load_property(property_file)
+    prop.checks = [c for c in prop.checks if c.name not in exclude]
     model_file = model_path or prop.model_path or None
     model_cls = load_model_class(model_file) if model_file else None
     obligations = prop.obligations
@@ -60,6 +65,9 @@ def check(property_file, *, model_path=None, variants=(), settings=None, max_sta
         result = Result(property=prop.name, model=model_cls.name if model_cls else "",
                         variants=sorted(set(all_variants)), params={}, threads=[], verdict=HOLDS,
                         states=0, transitions=0, depth=0, seconds=0.0, explored=False)
+    result.property_file, result.model_file, result.property_doc = str(property_file), model_file or "", prop.doc
+    result.descriptions = {c.name: c.description for c in
+                           (c.bind(model_cls) if model_cls else c for c in prop.checks)}
     if obligations:
         result.explored_verdict = result.verdict
         try:
@@ -153,18 +161,37 @@ def verdict_matrix(root: Path, progress=None) -> tuple[list[Result], str]:
     return results, ""
 
 
-def write_counterexample(result: Result, out_dir, settings=None) -> list[Path]:
-    """The violation as text diagram, DOT, SVG (when graphviz's dot is installed) and JSON,
-    named after the run (see output_stem). A failure to write keeps the verdict's exit code."""
+def write_counterexample(result: Result, out_dir, settings=None,
+                         source_url: str = render_html.DEFAULT_SOURCE_URL) -> list[Path]:
+    """The violation as text diagram, DOT, SVG (when graphviz's dot is installed), JSON and an
+    HTML page to step through, and each witness trace asked for as an HTML page, named after
+    the run (see output_stem). A failure to write keeps the verdict's exit code."""
     stem = output_stem(result.property, result.model, *result.variants, settings=settings)
-    dot = render_dot.render(result)
-    files = {f"{stem}.txt": render_text.render(result), f"{stem}.json": render_json.render(result),
-             f"{stem}.dot": dot}
-    try:
-        files[f"{stem}.svg"] = render_dot.render_svg(dot)
-    except graphviz.ExecutableNotFound:
-        pass  # DOT is still there; README's set-up installs graphviz
-    return write_files(out_dir, files, exit_code=result.exit_code)
+    files = {}
+    if result.violation:
+        dot = render_dot.render(result)
+        files = {f"{stem}.txt": render_text.render(result), f"{stem}.json": render_json.render(result),
+                 f"{stem}.dot": dot, f"{stem}.html": render_html.render(result, source_url=source_url)}
+        try:
+            files[f"{stem}.svg"] = render_dot.render_svg(dot)
+        except graphviz.ExecutableNotFound:
+            pass  # DOT is still there; README's set-up installs graphviz
+    for w in result.witnesses:
+        if w.trace is not None:
+            files[f"{stem}-witness-{quote(w.name, safe='=')}.html"] = render_html.render(
+                result, w.trace, title=f"{result.property}: witness {w.name}", source_url=source_url,
+                ending=("witness", f"witness {w.name} reached in {w.length} steps: {w.description}"))
+    return write_files(out_dir, files, exit_code=result.exit_code) if files else []
+
+
+def write_reports(result: Result, *, sarif=None, junit=None) -> list[Path]:
+    """The CI formats asked for: SARIF 2.1.0 and JUnit XML, each at the path given."""
+    reports = [(path, renderer) for path, renderer in ((sarif, render_sarif), (junit, render_junit)) if path]
+    written = []
+    for path, renderer in reports:
+        path = Path(path)
+        written += write_files(path.parent, {path.name: renderer.render(result)}, exit_code=result.exit_code)
+    return written
 
 
 def output_stem(*names: str, settings=None) -> str:

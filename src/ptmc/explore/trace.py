@@ -39,4 +39,12 @@ def _step(system: System, tr: Transition, before: tuple, after: tuple) -> TraceS
         reads={layout.names[slot]: layout.show_slot(slot, before[slot])
                for slot in tr.touched if before[slot] == after[slot] and slot not in layout.quiet},
         events=list(tr.events),
+        state={name: layout.show_slot(slot, value) for slot, (name, value) in enumerate(zip(layout.names, after))},
+        source=step_source(info.fn),
     )
+
+
+def step_source(fn) -> tuple[str, int] | None:
+    """The file and line where a step is defined (its ``@step`` line), for the CI formats."""
+    code = getattr(fn, "__code__", None)
+    return (code.co_filename, code.co_firstlineno) if code else None

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 from ..result import Result
+from . import shown_path
 
 
 def to_dict(result: Result) -> dict:
@@ -25,7 +26,7 @@ def to_dict(result: Result) -> dict:
         "deadlocks": result.deadlocks,
         "undefined_behaviour_transitions": result.crashed,
         "witnesses": [{"name": w.name, "description": w.description, "found": w.found,
-                       "length": w.length, **({"trace": _trace(w.trace)} if w.trace is not None else {})}
+                       "length": w.length, **({"trace": trace(w.trace)} if w.trace is not None else {})}
                       for w in result.witnesses],
         "unreached": result.unreached,
     }
@@ -34,20 +35,23 @@ def to_dict(result: Result) -> dict:
     if result.violation:
         v = result.violation
         out["violation"] = {"check": v.check, "kind": v.kind, "message": v.message}
-        out["counterexample"] = _trace(result.trace)
+        out["counterexample"] = trace(result.trace)
     if result.obligations:
         out["exploration_verdict"] = result.explored_verdict
         out["obligations"] = [o.to_dict() for o in result.obligations]
     return out
 
 
-def _trace(trace) -> list[dict]:
+def trace(steps) -> list[dict]:
+    """The steps of a trace: who ran what, what it changed, read, chose and reported, and
+    where the step is defined (relative to the working directory when under it)."""
     return [{"thread": st.thread, "step": st.step, "kernel_function": st.kernel_function,
              "changes": {k: list(v) for k, v in st.changes.items()},
              "reads": st.reads,
              "choices": [list(c) for c in st.choices],
-             "events": [{"kind": k, "message": m} for k, m in st.events]}
-            for st in trace]
+             "events": [{"kind": k, "message": m} for k, m in st.events],
+             "source": {"file": shown_path(st.source[0]), "line": st.source[1]} if st.source else None}
+            for st in steps]
 
 
 def render(result: Result) -> str:
