@@ -50,9 +50,10 @@ def test_authoring_example_holds_with_its_hand_counted_states():
 
 
 def test_authoring_example_variant_frees_under_the_reader():
-    from ptmc import workflow
-    r = workflow.check(EXAMPLE / "retract_no_uaf.py", variants=["free_at_once"])
-    assert r.verdict == "violated" and r.violation.message == "reader reads pt0.e0, but pt0 is free"
+    from ptmc.testing import assert_violated
+    r = assert_violated(EXAMPLE / "retract_no_uaf.py", variants=["free_at_once"], check="never use-after-free",
+                        steps=7)
+    assert r.violation.message == "reader reads pt0.e0, but pt0 is free"
     assert [(st.thread, st.step) for st in r.trace] == [
         ("khugepaged", "lock_pml"), ("reader", "map"), ("khugepaged", "collapse"),
         ("khugepaged", "flush"), ("khugepaged", "unlock_pml"), ("khugepaged", "free"), ("reader", "read")]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ptmc import workflow
+from ptmc.testing import assert_violated
 
 from conftest import ROOT, edited_model
 
@@ -27,9 +28,8 @@ def test_mainline_holds_in_both_lock_configurations(prop, split, states):
 
 
 def test_semi_rcu_table_free_frees_under_a_walker():
-    r = run("no_uaf", "semi_rcu_table_free")
-    assert r.verdict == "violated"
-    assert r.violation.check == "never use-after-free"
+    r = assert_violated(ROOT / "properties" / "no_uaf.py", variants=["semi_rcu_table_free"],
+                        check="never use-after-free", steps=16)
     steps = [(st.thread, st.step) for st in r.trace]
     # The batch page allocation failed ...
     fail = next(i for i, st in enumerate(r.trace)

@@ -5,6 +5,7 @@ import pytest
 
 from conftest import MODEL, PROPERTY
 from ptmc import workflow
+from ptmc.testing import assert_holds
 
 # Regression value: states of the full (fixed) 2021 model with default parameters. It changes
 # whenever the model gains or loses a step or a variable; update it deliberately.
@@ -55,16 +56,14 @@ def test_no_try_get_counterexample_shape(broken):
 
 
 def test_full_model_holds_with_pinned_state_count():
-    r = workflow.check(PROPERTY, model_path=MODEL)
-    assert r.verdict == "holds"
+    r = assert_holds(PROPERTY, model=MODEL)
     assert r.violation is None and r.trace == []
     assert r.variants == []
     assert r.states == HOLDS_STATES
 
 
 def test_full_model_holds_without_split_ptlocks():
-    r = workflow.check(PROPERTY, model_path=MODEL, settings={"split_ptlocks": "false"})
-    assert r.verdict == "holds"
+    r = assert_holds(PROPERTY, model=MODEL, split_ptlocks=False)
     assert r.params["split_ptlocks"] is False
     # one lock for everything merges interleavings that split ptlocks keep apart
     assert r.states < HOLDS_STATES

@@ -50,6 +50,7 @@ def render(result: Result, trace: list[TraceStep] | None = None, *, title: str =
     if ending is None:
         ending = ("violation", f"{v.check} violated: {v.message}") if v else ("witness", result.verdict)
     title = title or (f"{result.property}: {v.check} violated" if v else result.property)
+    heading = title.removeprefix(f"{result.property}: ")  # the line below names the property
     touched = sorted({name for st in trace for name in st.changes})
     steps = []
     for n, st in enumerate(trace, 1):
@@ -67,7 +68,7 @@ def render(result: Result, trace: list[TraceStep] | None = None, *, title: str =
     return _PAGE.format(
         title=_e(title), css=_CSS, script=_SCRIPT, headline=_e(headline(result)),
         verdict_class="bad" if ending[0] == "violation" else "good",
-        heading=_e(title), total=len(trace),
+        heading=_e(heading), total=len(trace), grow=f"{min(1.2 + 0.25 * len(threads), 2.4):.2f}",
         lanes=_lanes(result, trace, threads, explanation, source_url),
         idle=_e(", ".join(idle)),
         data=json.dumps(data, separators=(",", ":")).replace("</", "<\\/"),
@@ -185,7 +186,7 @@ _PAGE = """<!DOCTYPE html>
   </nav>
 </header>
 <main>
-  <section id="diagram" aria-label="the steps, one lane per thread">
+  <section id="diagram" style="flex-grow: {grow}" aria-label="the steps, one lane per thread">
 {lanes}
     <div class="idle">{idle}</div>
   </section>
@@ -224,8 +225,8 @@ nav button:hover { background: #e8eefb; } nav button:disabled { opacity: .4; cur
 .counter { font-size: 18px; min-width: 7.5em; text-align: center; }
 .counter b { font-size: 22px; color: var(--sel); }
 main { display: flex; height: calc(100% - 64px); }
-#diagram { flex: 1.45; overflow: auto; padding: 0 10px 40px; scroll-padding: 60px 0 30px; }
-#panel { flex: 1; overflow: auto; border-left: 2px solid #ddd; background: #fff; padding: 10px 14px 40px;
+#diagram { flex: 1.7 1 0; overflow: auto; padding: 0 10px 40px; scroll-padding: 60px 0 30px; }
+#panel { flex: 1 1 0; overflow: auto; border-left: 2px solid #ddd; background: #fff; padding: 10px 14px 40px;
   min-width: 0; }
 .lanes { display: grid; column-gap: 10px; row-gap: 6px; align-items: start; }
 .lane-bg { background: var(--lane); border-radius: 8px; align-self: stretch; }
@@ -277,7 +278,6 @@ h2 { font-size: 14px; text-transform: uppercase; letter-spacing: .05em; color: v
 table.objs { border-collapse: collapse; font: 14px var(--mono); }
 table.objs th, table.objs td { border: 1px solid #ddd; padding: 1px 7px; text-align: left; }
 table.objs th { background: #f2f2f2; } table.objs td.k { color: var(--muted); }
-.was-inline { color: var(--muted); text-decoration: line-through; font-weight: 400; margin-right: 4px; }
 [hidden] { display: none !important; }
 """
 
@@ -383,7 +383,6 @@ _SCRIPT = r"""
     e.dataset.var = name;
     if (changed) e.title = "was " + changes[name][0];
     if (label !== undefined) { e.append(el("span", "k", label + "=")); }
-    if (changed) e.append(el("span", "was-inline", changes[name][0]));
     e.append(document.createTextNode(s[name]));
     return e;
   }
@@ -405,7 +404,8 @@ _SCRIPT = r"""
     renderWhere(current); renderContext(current); renderChanged(current); renderState(current);
     if (scroll !== false) {
       const target = current === total ? document.querySelector(".ending") : cards.find((c) => Number(c.dataset.n) === current);
-      if (target) target.scrollIntoView({block: "nearest"});
+      // The selected step in the middle: what led to it above, what comes next below.
+      if (target) target.scrollIntoView({block: current === total ? "nearest" : "center"});
       if (current === total && cards.length) cards[cards.length - 1].scrollIntoView({block: "nearest"});
     }
     if (history.replaceState) history.replaceState(null, "", "#step-" + current);
