@@ -83,7 +83,8 @@ def test_sarif_of_a_holding_run_and_of_a_failed_obligation_is_valid(tmp_path):
 
 
 def test_sarif_of_an_inconclusive_run_says_so(tmp_path):
-    r = run("check", PROPERTY, "--model", MODEL, "--max-states", "10", "--out", tmp_path, "--sarif", tmp_path / "i.sarif")
+    r = run("check", PROPERTY, "--model", MODEL, "--max-states", "10", "--out", tmp_path,
+            "--sarif", tmp_path / "i.sarif")
     assert r.exit_code == 3
     log = json.loads((tmp_path / "i.sarif").read_text())
     validate_sarif(log)

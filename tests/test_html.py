@@ -90,14 +90,15 @@ def test_source_links():
 
 def test_witness_trace_gets_its_own_page_and_source_url_is_used(tmp_path):
     base = "https://git.kernel.org/pub/scm/linux/kernel/git/torvalds/linux.git/tree"
-    r = CliRunner().invoke(main, ["check", str(NO_UAF), "--witness", "zap.clear_pmd", "--out", str(tmp_path),
-                                  "--source-url", base])
+    example = ROOT / "docs" / "examples" / "retract_no_uaf.py"  # the authoring guide's: 20 states
+    r = CliRunner().invoke(main, ["check", str(example), "--witness", "reads_a_retracted_table",
+                                  "--out", str(tmp_path), "--source-url", base])
     assert r.exit_code == 0, r.output
-    page = tmp_path / "no_uaf-reclaim-witness-zap.clear_pmd.html"
+    page = tmp_path / "retract_no_uaf-retract-witness-reads_a_retracted_table.html"
     assert r.stdout.splitlines()[-1] == f"wrote {page}"
     text = page.read_text()
-    assert "witness zap.clear_pmd reached in 8 steps" in text
-    assert f'href="{base}/mm/pt_reclaim.c"' in text and "elixir" not in text
+    assert "witness reads_a_retracted_table reached in 4 steps" in text
+    assert f'href="{base}/mm/khugepaged.c"' in text and "elixir" not in text
 
 
 # --------------------------------------------------------------------------------------------
@@ -203,3 +204,23 @@ def _assert_in_lane(browser, n: int, thread: str) -> None:
     c, h = card.rect, head.rect
     assert h["x"] <= c["x"] and c["x"] + c["width"] <= h["x"] + h["width"], (c, h)
     assert 0 <= c["y"] and c["y"] + c["height"] <= 720  # scrolled into view
+
+
+def test_a_step_context_is_shown_when_the_trace_carries_one(browser, semi_rcu, tmp_path):
+    """Per-step kernel context (issue 12, point 1) has its place on the page already."""
+    from dataclasses import replace
+
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    result, _ = semi_rcu
+    steps = [replace(st, context=["L={pt0.ptl}", "rcu: zap"] if n == 2 else [])
+             for n, st in enumerate(result.trace, 1)]
+    page = tmp_path / "context.html"
+    page.write_text(render_html.render(replace(result, trace=steps)))
+    browser.get(page.as_uri())
+    body = browser.find_element(By.TAG_NAME, "body")
+    context = browser.find_element(By.ID, "context")
+    body.send_keys(Keys.ARROW_RIGHT)
+    assert context.text == ""
+    body.send_keys(Keys.ARROW_RIGHT)
+    assert context.text.splitlines() == ["L={pt0.ptl}", "rcu: zap"]

@@ -106,7 +106,7 @@ def main():
               show_default=True, help="Solver time-out per z3 obligation, seconds (a time-out is inconclusive).")
 @MAX_MEMORY
 @click.option("--witness", "witnesses", multiple=True, metavar="NAME",
-              help="Also print the shortest trace reaching this witness (repeatable).")
+              help="Also print the shortest trace reaching this witness, and write it as an HTML page (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
 @click.option("--events", is_flag=True,
               help="Print the run as JSON lines instead: progress, violation, files, result (docs/events.md).")

@@ -47,15 +47,20 @@ def render(result: Result, trace: list[TraceStep] | None = None, *, title: str =
     threads = active_threads(result, trace)
     idle = [t for t in result.threads if t not in threads]
     v = result.violation
+    if ending is None and v is not None and v.kind == "reachable":  # worded as the text diagram does
+        ending = ("violation", f"witness {v.check} not found: {v.message.removeprefix('witness not found: ')}")
     if ending is None:
         ending = ("violation", f"{v.check} violated: {v.message}") if v else ("witness", result.verdict)
-    title = title or (f"{result.property}: {v.check} violated" if v else result.property)
+    if not title and v is not None:
+        what = f"witness {v.check} not found" if v.kind == "reachable" else f"{v.check} violated"
+        title = f"{result.property}: {what}"
+    title = title or result.property
     heading = title.removeprefix(f"{result.property}: ")  # the line below names the property
     touched = sorted({name for st in trace for name in st.changes})
     steps = []
     for n, st in enumerate(trace, 1):
         file_url, fn_url = source_links(source_url, st.kernel_function)
-        steps.append({"n": n, "thread": st.thread, "lane": threads.index(st.thread), "step": st.step,
+        steps.append({"n": n, "thread": st.thread, "step": st.step,
                       "kernel_function": st.kernel_function, "file_url": file_url, "function_url": fn_url,
                       "source": f"{shown_path(st.source[0])}:{st.source[1]}" if st.source else "",
                       "changes": {k: list(ba) for k, ba in st.changes.items() if "._" not in k},
@@ -71,7 +76,7 @@ def render(result: Result, trace: list[TraceStep] | None = None, *, title: str =
         heading=_e(heading), total=len(trace), grow=f"{min(1.2 + 0.25 * len(threads), 2.4):.2f}",
         lanes=_lanes(result, trace, threads, explanation, source_url),
         idle=_e(", ".join(idle)),
-        data=json.dumps(data, separators=(",", ":")).replace("</", "<\\/"),
+        data=json.dumps(data, separators=(",", ":")).replace("<", "\\u003c"),  # inert in <script>
         verdict=_explanation(result, ending, short=True))
 
 

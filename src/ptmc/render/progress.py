@@ -49,8 +49,8 @@ class ProgressLine:
             return
         peak = peak_resident()
         text = (f"  explored {states:,} states, {transitions:,} transitions, depth {depth} in {elapsed(seconds)}"
-                f" ({states / max(seconds, 1e-9):,.0f} states/s" + (f", peak memory {show_size(peak)}" if peak else "")
-                + ")")
+                f" ({states / max(seconds, 1e-9):,.0f} states/s"
+                + (f", peak memory {show_size(peak)}" if peak else "") + ")")
         self._write(("\r\x1b[K" if self.tty else "") + text + "\n")
 
     def _write(self, text: str) -> None:

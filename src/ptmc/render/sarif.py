@@ -87,7 +87,8 @@ def _message(result: Result, outcome) -> str:
 def _invocation(result: Result) -> dict:
     out = {"executionSuccessful": result.verdict != INCONCLUSIVE, "exitCode": result.exit_code}
     if result.reason:
-        out["toolExecutionNotifications"] = [{"level": "warning", "message": {"text": f"inconclusive: {result.reason}"}}]
+        out["toolExecutionNotifications"] = [{"level": "warning",
+                                              "message": {"text": f"inconclusive: {result.reason}"}}]
     return out
 
 
