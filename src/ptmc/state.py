@@ -59,6 +59,33 @@ def _typed(value):
     return (value.__class__, value)
 
 
+class Canonical:
+    """One object per typed value and slot: ``canonical(slot, v)`` is the first value seen in
+    ``slot`` that is ``identical`` to ``v``. States built only of canonical objects hold the very
+    same object wherever they hold identical values; and while no slot has two canonical
+    objects that are equal (``mixed`` stays false: no ``False`` beside a ``0`` in one slot, no
+    ``PT`` beside an equal tuple), Python's equality of two such states *is* identity, so the
+    store needs no ``identical`` check on a hit. (Equal values in different slots are never
+    compared, so they do not count.)"""
+
+    def __init__(self, slots: int):
+        self.pools: list[dict] = [{} for _ in range(slots)]  # value -> the first canonical object equal to it
+        self.twins: dict[tuple, list] = {}  # (slot, id(first)) -> canonical objects equal to it, of other types
+        self.mixed = False
+
+    def __call__(self, slot: int, value):
+        first = self.pools[slot].setdefault(value, value)  # TypeError: unhashable
+        if first is value or identical(first, value):
+            return first
+        twins = self.twins.setdefault((slot, id(first)), [])
+        for twin in twins:
+            if identical(twin, value):
+                return twin
+        twins.append(value)
+        self.mixed = True
+        return value
+
+
 _id_sets: dict[tuple, tuple] = {}
 
 

@@ -12,6 +12,7 @@ The explorer knows nothing else about them.
 """
 from __future__ import annotations
 
+import gc
 import time
 from dataclasses import dataclass, field
 
@@ -55,6 +56,18 @@ def explore(system: System, checks, max_states: int | None = None, progress=None
             limit=None, observers=()) -> Exploration:
     """``limit``: called after each state expanded; a reason (str) to stop as inconclusive, or
     None (see limits.MemoryLimit)."""
+    # States are tuples of immutable values: they make no reference cycles, and the cyclic
+    # garbage collector would only rescan the growing store again and again.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _explore(system, checks, max_states, progress, limit, observers)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _explore(system, checks, max_states, progress, limit, observers) -> Exploration:
     events = {c.event: c for c in checks if c.kind == "never"}
     undefined = {e for e in UNDEFINED if e not in events}
     invariants = [c for c in checks if c.kind == "invariant"]
@@ -62,7 +75,7 @@ def explore(system: System, checks, max_states: int | None = None, progress=None
     deadlock_check = next((c for c in checks if c.kind == "deadlock_free"), None)
     witnesses = Witnesses(system, [c for c in checks if c.kind == "reachable"])
 
-    store = Store(capacity=max_states)
+    store = Store(capacity=max_states, canonical=system.canonical)
     store.add(system.initial, -1)
     start = time.monotonic()
     transitions = deadlocks = depth = crashed = 0
@@ -72,6 +85,7 @@ def explore(system: System, checks, max_states: int | None = None, progress=None
             found = Found(obs.check, message, 0, 0)
     witnesses.state(system.initial, 0, None, -1)
     taken = set()
+    note_taken, add, successors = taken.add, store.add, system.successors
     level_end, i, reason = 1, 0, ""
     next_report = start + 1.0
     states = store.states
@@ -87,7 +101,7 @@ def explore(system: System, checks, max_states: int | None = None, progress=None
                 depth += 1
                 level_end = len(states)
             state = states[i]
-            succ = system.successors(state)
+            succ = successors(state)
             transitions += len(succ)
             if not succ:
                 stuck = system.unfinished(state)
@@ -99,7 +113,7 @@ def explore(system: System, checks, max_states: int | None = None, progress=None
                     found = _end_failure(system, at_end, state, depth, i) or found
             if found is None:
                 for tr, nxt in succ:
-                    taken.add(tr[:2])
+                    note_taken(tr[:2])
                     if tr.events:
                         for kind, message in tr.events:
                             check = events.get(kind)
@@ -111,13 +125,14 @@ def explore(system: System, checks, max_states: int | None = None, progress=None
                         if not undefined.isdisjoint(kind for kind, _ in tr.events):
                             crashed += 1  # undefined behaviour: this path ends here
                             continue
-                    for obs in observers:
-                        if message := obs.transition(state, tr, nxt):
-                            found = Found(obs.check, message, depth + 1, i, tr, nxt)
+                    if observers:
+                        for obs in observers:
+                            if message := obs.transition(state, tr, nxt):
+                                found = Found(obs.check, message, depth + 1, i, tr, nxt)
+                                break
+                        if found is not None:
                             break
-                    if found is not None:
-                        break
-                    new = store.add(nxt, i)
+                    new = add(nxt, i)
                     if witnesses.pending:
                         witnesses.transition(state, tr, nxt, depth + 1, i)
                         if new:
