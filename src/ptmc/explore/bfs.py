@@ -86,24 +86,35 @@ def _explore(system, checks, max_states, progress, limit, observers) -> Explorat
     witnesses.state(system.initial, 0, None, -1)
     taken = set()
     note_taken, add, successors = taken.add, store.add, system.successors
+    # With nothing to check per transition, a compiled system expands a state straight into
+    # the store: the same states in the same order, without looking at each transition.
+    expand = getattr(system, "expander", lambda: None)() if not (observers or invariants) else None
+    marks = [False] * system.marks if expand is not None else None
+    add_all = store.add_all
     level_end, i, reason = 1, 0, ""
     next_report = start + 1.0
-    states = store.states
+    take = store.take
 
     def counts():
-        return (f"{len(states)} states, {transitions} transitions, depth {depth}, "
-                f"{len(states) - i} states not yet expanded")
+        return (f"{len(store)} states, {transitions} transitions, depth {depth}, "
+                f"{len(store) - i} states not yet expanded")
     try:
         while found is None or found.length > depth:
             if i == level_end:
-                if found is not None or i == len(states):
+                if found is not None or i == len(store):
                     break
                 depth += 1
-                level_end = len(states)
-            state = states[i]
-            succ = successors(state)
-            transitions += len(succ)
-            if not succ:
+                level_end = len(store)
+            state = take(i)
+            nexts = expand(state, marks) if expand is not None and found is None and not witnesses.pending else None
+            if nexts is not None:  # no transition reports an event
+                transitions += len(nexts)
+                add_all(nexts, i)
+                succ = ()
+            else:
+                succ = successors(state)
+                transitions += len(succ)
+            if not (succ or nexts):
                 stuck = system.unfinished(state)
                 if stuck:
                     deadlocks += 1
@@ -147,7 +158,7 @@ def _explore(system, checks, max_states, progress, limit, observers) -> Explorat
                 break
             if progress is not None and time.monotonic() >= next_report:
                 now = time.monotonic()
-                progress(len(states), transitions, depth, len(states) - i, now - start)
+                progress(len(store), transitions, depth, len(store) - i, now - start)
                 next_report = now + 1.0
     except StoreFull:
         reason = f"state limit {max_states} reached: {counts()}"
@@ -156,6 +167,8 @@ def _explore(system, checks, max_states, progress, limit, observers) -> Explorat
     except MemoryError:  # the limit came too late: report what the store holds
         reason = f"out of memory (MemoryError): {counts()}"
     seconds = time.monotonic() - start
+    if marks is not None:
+        taken |= system.taken(marks)
     missing = witnesses.missing() if found is None and not reason else []
     if found is not None or missing:
         verdict = VIOLATED

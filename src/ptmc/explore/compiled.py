@@ -43,46 +43,78 @@ class CompiledSystem(System):
         self.canonical = Canonical(len(self.initial))
         self.initial = tuple(map(self.canonical, range(len(self.initial)), self.initial))
         self._threads = [_Thread(self, tid, code, memo) for tid, code in enumerate(self._code)]
-        self._successors = self._generate()
+        self._generate()
 
     def successors(self, state: tuple, record: bool = False) -> list[tuple[Transition, tuple]]:
         if record:
             return super().successors(state, record=True)
         return self._successors(state)
 
-    def _generate(self):
-        """``successors`` for this model: one block per thread, unrolled (a loop over threads
-        would look up the same per-thread parts again for every state)."""
-        lines = ["def successors(state):", "    out = []", "    mixed = canonical.mixed"]
+    def expander(self):
+        """``expand(state, marks)``: the states the transitions from ``state`` lead to, in
+        order, when none of them reports an event (else None: the explorer then takes the
+        general path). ``marks`` (``self.marks`` flags) notes the steps taken, see ``taken``.
+        For an exploration with no per-transition check: no pairs, no Transition looked at."""
+        return self._expand
+
+    def taken(self, marks: list) -> set:
+        """The (tid, pc) of the steps an ``expand`` marked."""
+        return {(tid, flag - base) for tid, base in enumerate(self.mark_base)
+                for flag in range(base, base + len(self._threads[tid].roots)) if marks[flag]}
+
+    def _generate(self) -> None:
+        """``successors`` and ``expand`` for this model: one block per thread, unrolled (a loop
+        over threads would look up the same per-thread parts again for every state)."""
         env = {"canonical": self.canonical, "_Read": _Read, "_Leaf": _Leaf, "_find": _find,
-               "miss": self._miss, "ModelError": ModelError, "UNHASHABLE": UNHASHABLE}
+               "miss": self._miss, "ModelError": ModelError, "UNHASHABLE": UNHASHABLE,
+               "_MISSING": _MISSING}
+        self.mark_base, base = [], 0
+        succ = ["def successors(state):", "    out = []", "    mixed = canonical.mixed"]
+        expand = ["def expand(state, marks):",
+                  "    if canonical.mixed:  # keys must be compared by type: the general path does",
+                  "        return None",
+                  "    nexts = []",
+                  "    append = nexts.append"]
         for ct in self._threads:
             t = ct.tid
             env[f"roots{t}"], env[f"thread{t}"] = ct.roots, ct
-            lines += [f"    pc = state[{ct.pc_slot}]",
-                      "    if pc >= 0:",
-                      f"        node = roots{t}[pc]",
-                      "        try:",
-                      "            while node.__class__ is _Read:",
-                      "                key = node.get(state)",
-                      "                child = node.children.get(key)",
-                      "                if child is not None and mixed:  # equal keys may differ in type",
-                      "                    child = _find(node.children, key)",
-                      "                if child is None:",
-                      "                    break",
-                      "                node = child",
-                      "        except TypeError:  # an unhashable value",
-                      "            raise ModelError(UNHASHABLE) from None",
-                      "        if node.__class__ is not _Leaf:",
-                      f"            node = miss(thread{t}, pc, state)",
-                      "        for tr, writes in node.outcomes:",
-                      "            values = list(state)",
-                      "            for slot, value in writes:",
-                      "                values[slot] = value",
-                      "            out.append((tr, tuple(values)))"]
-        lines.append("    return out")
-        exec(compile("\n".join(lines), f"<successors of {self.model.name}>", "exec"), env)  # noqa: S102
-        return env["successors"]
+            self.mark_base.append(base)
+            succ += [*_WALK.format(t=t, pc_slot=ct.pc_slot).splitlines(),
+                     "        for tr, writes in node.outcomes:",
+                     "            values = list(state)",
+                     "            for slot, value in writes:",
+                     "                values[slot] = value",
+                     "            out.append((tr, tuple(values)))"]
+            expand += [f"    pc = state[{ct.pc_slot}]",
+                       f"    m{t} = None",
+                       "    if pc >= 0:",
+                       f"        node = roots{t}[pc]",
+                       "        while node.__class__ is _Read:",
+                       "            node = node.children.get(node.get(state), _MISSING)",
+                       "        if node.__class__ is not _Leaf:",
+                       f"            node = miss(thread{t}, pc, state)",
+                       "        if node.eventful:",
+                       "            return None",
+                       "        if node.outcomes:",
+                       f"            m{t} = {base} + pc",
+                       "            for writes in node.writes:",
+                       "                values = list(state)",
+                       "                for slot, value in writes:",
+                       "                    values[slot] = value",
+                       "                append(tuple(values))"]
+            base += len(ct.roots)
+        expand += [f"    for m in ({', '.join(f'm{ct.tid}' for ct in self._threads)},):",
+                   "        if m is not None:",
+                   "            marks[m] = True",
+                   "    return nexts"]
+        self.marks = base
+        succ.append("    return out")
+        # An unhashable value read makes the look-up raise TypeError: say what it is.
+        expand = [expand[0], "    try:", *("    " + line for line in expand[1:]),
+                  "    except TypeError:", "        raise ModelError(UNHASHABLE) from None"]
+        source = "\n".join(succ + [""] + expand)
+        exec(compile(source, f"<compiled steps of {self.model.name}>", "exec"), env)  # noqa: S102
+        self._successors, self._expand = env["successors"], env["expand"]
 
     def _miss(self, ct: "_Thread", pc: int, state: tuple) -> "_Leaf":
         """The outcomes of a step from a state its tree does not know yet: learnt, or (for a
@@ -176,6 +208,26 @@ class CompiledSystem(System):
         return leaf
 
 
+# Where a thread's step leads from ``state``: walk its tree to a leaf (learn it on a miss).
+_WALK = """\
+    pc = state[{pc_slot}]
+    if pc >= 0:
+        node = roots{t}[pc]
+        try:
+            while node.__class__ is _Read:
+                key = node.get(state)
+                child = node.children.get(key)
+                if child is not None and mixed:  # equal keys may differ in type
+                    child = _find(node.children, key)
+                if child is None:
+                    break
+                node = child
+        except TypeError:  # an unhashable value
+            raise ModelError(UNHASHABLE) from None
+        if node.__class__ is not _Leaf:
+            node = miss(thread{t}, pc, state)"""
+
+
 class _Unfollowable(Exception):
     """The recorder cannot follow what a step does with the state."""
 
@@ -248,12 +300,18 @@ class _Read:
 
 
 class _Leaf:
-    """The end of a read path: the step's outcomes there, [(transition, writes)]."""
+    """The end of a read path: the step's outcomes there, [(transition, writes)]; ``writes``
+    and ``eventful`` (some outcome reports an event) say the same for ``expand``."""
 
-    __slots__ = ("key", "twins", "outcomes")
+    __slots__ = ("key", "twins", "outcomes", "writes", "eventful")
 
     def __init__(self, outcomes):
         self.key, self.twins, self.outcomes = None, [], outcomes
+        self.writes = [writes for _, writes in outcomes]
+        self.eventful = any(tr.events for tr, _ in outcomes)
+
+
+_MISSING = object()  # no child for the key read (a miss: learn)
 
 
 _EMPTY = object()  # the root of a step not yet run from any state

@@ -37,7 +37,7 @@ class Store:
         self.index: dict[tuple, int] = {}  # by Python equality: the first of equal states
         self.twins: dict[int, list[int]] = {}  # first -> the other states equal to it
         self.parent = array("q")
-        self.add = self._adder()
+        self.add, self.add_all = self._adder()
 
     def __len__(self) -> int:
         return len(self.states)
@@ -58,8 +58,9 @@ class Store:
 
     def _adder(self):
         """``add(state, parent)``: store ``state`` (first reached from state number
-        ``parent``); false if it was already there. A closure over the store's parts: it runs
-        for every transition explored."""
+        ``parent``); false if it was already there. ``add_all(states, parent)``: the same for
+        each of ``states``. Closures over the store's parts: they run for every transition
+        explored."""
         states, setdefault, canonical = self.states, self.index.setdefault, self.canonical
         append, append_parent = states.append, self.parent.append
         capacity = -1 if self.capacity is None else self.capacity
@@ -87,7 +88,26 @@ class Store:
             append(state)
             append_parent(parent)
             return True
-        return add
+
+        def add_all(batch: list, parent: int) -> None:
+            """``add`` each state of ``batch`` in order (all first reached from ``parent``)."""
+            if canonical is None or canonical.mixed:
+                for state in batch:
+                    add(state, parent)
+                return
+            for state in batch:  # add() for states of canonical objects, inlined
+                number = len(states)
+                try:
+                    first = setdefault(state, number)
+                except TypeError:
+                    raise ModelError(UNHASHABLE) from None
+                if first == number:
+                    if number == capacity:
+                        del self.index[state]
+                        raise StoreFull
+                    append(state)
+                    append_parent(parent)
+        return add, add_all
 
     def path(self, number: int) -> list[int]:
         out = []
