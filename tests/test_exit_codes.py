@@ -378,6 +378,7 @@ def test_max_memory_ends_exploration_as_inconclusive_with_counts(tmp_path):
     assert "no_uaf: INCONCLUSIVE" in out
     assert "inconclusive: memory limit 80 MiB reached (resident " in out
     assert " states, " in out and " transitions, depth " in out
+    assert "--store fingerprint keeps ~30 bytes a state" in out  # what would fit
 
 
 @needs_prlimit

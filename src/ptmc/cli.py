@@ -118,15 +118,18 @@ def _progress(states, transitions, depth, frontier, seconds):
 @MAX_MEMORY
 @click.option("--witness", "witnesses", multiple=True, metavar="NAME",
               help="Also print the shortest trace reaching this witness (repeatable).")
+@click.option("--store", type=click.Choice(["exact", "fingerprint"]), default="exact", show_default=True,
+              help="Visited states: exact, or 64-bit fingerprints (~30 bytes a state; the chance that "
+                   "a collision hid a state is printed).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
 @click.pass_context
 def check(ctx, property_file, model_path, variants, settings, max_states, out_dir, timeout, max_memory,
-          witnesses, as_json):
+          witnesses, store, as_json):
     """Explore every interleaving of the model and check PROPERTY_FILE (and its z3 obligations)."""
     values = workflow.parse_settings(settings)
     result = workflow.check(property_file, model_path=model_path, variants=variants, settings=values,
                             max_states=max_states, max_memory=max_memory, progress=_progress,
-                            timeout=timeout, witnesses=witnesses)
+                            timeout=timeout, witnesses=witnesses, store=store)
     if as_json:
         click.echo(render_json.render(result), nl=False)
     else:

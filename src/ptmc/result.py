@@ -59,6 +59,8 @@ class Result:
     witnesses: list[Witness] = field(default_factory=list)
     checked_events: list[str] = field(default_factory=list)  # events some never() check watches
     crashed: int = 0  # transitions into undefined behaviour no check watches: their paths end
+    store: str = "exact"  # the visited store: exact, or fingerprint (lossy)
+    collision_probability: float | None = None  # fingerprint store: that a collision hid a state
 
     @property
     def exit_code(self) -> int:

@@ -17,27 +17,29 @@ ENGINES = {"compiled": CompiledSystem, "reference": System}
 
 
 def explore_model(model: Model, checks, *, max_states: int | None = None,
-                  progress=None, limit=None, engine: str = "compiled") -> tuple[System, Exploration]:
+                  progress=None, limit=None, engine: str = "compiled", store: str = "exact"
+                  ) -> tuple[System, Exploration]:
     """Explore ``model`` against ``checks`` (each bound to the model: an input error if the
     model lacks what it needs), the model's own witnesses and its observers."""
     checks = [c.bind(type(model)) for c in checks]
     system = ENGINES[engine](model)
     checks += [w for w in model.witnesses() if w.name not in {c.name for c in checks}]
     return system, explore(system, checks, max_states=max_states, progress=progress, limit=limit,
-                           observers=model.observers(system))
+                           observers=model.observers(system), store=store)
 
 
 def check_model(model: Model, checks, *, property_name: str = "", max_states: int | None = None,
-                progress=None, limit=None, witness_traces=(), engine: str = "compiled") -> Result:
+                progress=None, limit=None, witness_traces=(), engine: str = "compiled",
+                store: str = "exact") -> Result:
     """Explore ``model`` exhaustively against ``checks`` and describe the outcome; with the
     trace of each witness named in ``witness_traces``."""
     system, ex = explore_model(model, checks, max_states=max_states, progress=progress, limit=limit,
-                               engine=engine)
-    return describe(system, ex, model, checks, property_name, witness_traces)
+                               engine=engine, store=store)
+    return describe(system, ex, model, checks, property_name, witness_traces, store)
 
 
 def describe(system: System, ex: Exploration, model: Model, checks, property_name: str,
-             witness_traces=()) -> Result:
+             witness_traces=(), store: str = "exact") -> Result:
     witness_checks = [c for c in checks if c.kind == "reachable"]
     witness_checks += [w for w in model.witnesses() if w.name not in {c.name for c in witness_checks}]
     unknown = [n for n in witness_traces if n not in {c.name for c in witness_checks}]
@@ -62,6 +64,8 @@ def describe(system: System, ex: Exploration, model: Model, checks, property_nam
         unreached=unreached_steps(system, ex),
         checked_events=sorted(c.event for c in checks if c.kind == "never"),
         crashed=ex.crashed,
+        store=store,
+        collision_probability=ex.store.collision_probability(),
     )
     result.checks += ex.observed
     missing = {c.name for c in ex.missing}

@@ -20,6 +20,7 @@ from ..errors import ModelError, PtmcError
 from ..result import HOLDS, INCONCLUSIVE, VIOLATED
 from ..state import STOPPED, thread_matches
 from ..kernel import UNDEFINED
+from .fingerprint import FingerprintStore
 from .store import Store, StoreFull
 from .system import System, Transition
 
@@ -52,22 +53,28 @@ class Exploration:
     crashed: int = 0  # transitions into undefined behaviour that no check watches (paths end)
 
 
+# The visited stores (--store): every state exactly, or 64-bit fingerprints.
+STORES = {"exact": lambda system, capacity: Store(capacity, system.canonical),
+          "fingerprint": lambda system, capacity: FingerprintStore(len(system.initial), capacity,
+                                                                   system.canonical)}
+
+
 def explore(system: System, checks, max_states: int | None = None, progress=None,
-            limit=None, observers=()) -> Exploration:
+            limit=None, observers=(), store: str = "exact") -> Exploration:
     """``limit``: called after each state expanded; a reason (str) to stop as inconclusive, or
-    None (see limits.MemoryLimit)."""
+    None (see limits.MemoryLimit). ``store``: one of STORES."""
     # States are tuples of immutable values: they make no reference cycles, and the cyclic
     # garbage collector would only rescan the growing store again and again.
     collecting = gc.isenabled()
     gc.disable()
     try:
-        return _explore(system, checks, max_states, progress, limit, observers)
+        return _explore(system, checks, max_states, progress, limit, observers, STORES[store])
     finally:
         if collecting:
             gc.enable()
 
 
-def _explore(system, checks, max_states, progress, limit, observers) -> Exploration:
+def _explore(system, checks, max_states, progress, limit, observers, new_store) -> Exploration:
     events = {c.event: c for c in checks if c.kind == "never"}
     undefined = {e for e in UNDEFINED if e not in events}
     invariants = [c for c in checks if c.kind == "invariant"]
@@ -75,7 +82,7 @@ def _explore(system, checks, max_states, progress, limit, observers) -> Explorat
     deadlock_check = next((c for c in checks if c.kind == "deadlock_free"), None)
     witnesses = Witnesses(system, [c for c in checks if c.kind == "reachable"])
 
-    store = Store(capacity=max_states, canonical=system.canonical)
+    store = new_store(system, max_states)
     store.add(system.initial, -1)
     start = time.monotonic()
     transitions = deadlocks = depth = crashed = 0
@@ -154,7 +161,7 @@ def _explore(system, checks, max_states, progress, limit, observers) -> Explorat
                             break
             i += 1
             if limit is not None and (stop := limit()):
-                reason = f"{stop}: {counts()}"
+                reason = f"{stop}: {counts()}{store.MEMORY_HINT}"
                 break
             if progress is not None and time.monotonic() >= next_report:
                 now = time.monotonic()
@@ -165,7 +172,7 @@ def _explore(system, checks, max_states, progress, limit, observers) -> Explorat
     except KeyboardInterrupt:
         reason = f"interrupted: {counts()}"
     except MemoryError:  # the limit came too late: report what the store holds
-        reason = f"out of memory (MemoryError): {counts()}"
+        reason = f"out of memory (MemoryError): {counts()}{store.MEMORY_HINT}"
     seconds = time.monotonic() - start
     if marks is not None:
         taken |= system.taken(marks)

@@ -41,6 +41,7 @@ class CompiledSystem(System):
     def __init__(self, model, reset_dead_locals: bool = True, memo: bool = True):
         super().__init__(model, reset_dead_locals)
         self.canonical = Canonical(len(self.initial))
+        self._pairs: dict = {}  # shared write pairs and tuples, by the identity of their parts
         self.initial = tuple(map(self.canonical, range(len(self.initial)), self.initial))
         self._threads = [_Thread(self, tid, code, memo) for tid, code in enumerate(self._code)]
         self._generate()
@@ -186,6 +187,15 @@ class CompiledSystem(System):
             if script is None:
                 return out
 
+    def _writes(self, writes) -> tuple:
+        """A leaf's writes ((slot, value), ...) of canonical values, each pair and each tuple of
+        pairs shared by every leaf that writes the same (a tree has many leaves alike)."""
+        pairs = []
+        for slot, value in writes:
+            value = self.canonical(slot, value)
+            pairs.append(self._pairs.setdefault((slot, id(value)), (slot, value)))
+        return self._pairs.setdefault(tuple(map(id, pairs)), tuple(pairs))
+
     def _learn(self, ct: "_Thread", pc: int, state: tuple):
         """Run the step on a recorder and add its read path and outcome to the tree; the leaf,
         or None when the step cannot be followed (it then always runs directly)."""
@@ -196,8 +206,7 @@ class CompiledSystem(System):
             ct.roots[pc] = None
             return None
         try:
-            leaf = _Leaf([(tr, tuple((slot, self.canonical(slot, v)) for slot, v in writes))
-                          for tr, writes in outcomes])
+            leaf = _Leaf([(tr, self._writes(writes)) for tr, writes in outcomes])
         except TypeError:
             raise ModelError(UNHASHABLE) from None
         try:

@@ -30,6 +30,8 @@ class Store:
     """``canonical``: the ``state.Canonical`` every stored state is built from, if any (the
     compiled system's); while it is not ``mixed``, an equal state is the same state."""
 
+    MEMORY_HINT = "; --store fingerprint keeps ~30 bytes a state instead of the whole state"
+
     def __init__(self, capacity: int | None = None, canonical=None):
         self.capacity = capacity  # at most this many states (--max-states); None: no limit
         self.canonical = canonical
@@ -108,6 +110,13 @@ class Store:
                     append(state)
                     append_parent(parent)
         return add, add_all
+
+    def collision_probability(self) -> None:
+        return None  # exact: no state is ever mistaken for another
+
+    def path_states(self, numbers: list[int], system) -> list[tuple]:
+        """The states numbered ``numbers``."""
+        return [self.states[n] for n in numbers]
 
     def path(self, number: int) -> list[int]:
         out = []
