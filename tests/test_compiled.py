@@ -180,8 +180,13 @@ def c1_untouched(s):
     return s.c1 is False
 
 
+def c0_changes_type(before, after):
+    return type(before.c0) is not type(after.c0)
+
+
 CHECK_SETS = [[], [never(EVENT), never("self-deadlock")], [invariant(c0_not_two)], [at_end(c1_untouched)],
-              [deadlock_free()], [reachable("t0.helper_check->s0", "a helper call returns to s0")]]
+              [deadlock_free()], [reachable("t0.helper_check->s0", "a helper call returns to s0")],
+              [reachable(c0_changes_type, "c0 changes type"), reachable(c1_untouched, "c1 untouched")]]
 
 
 @settings(max_examples=300, deadline=None)

@@ -124,6 +124,8 @@ class Layout:
         self.local_slots: list[list[int]] = []
         self.stack_slot: list[int | None] = []  # per thread id: its call stack, if it calls
         self.frozen = False
+        self._pcs: dict[int, int] = {}
+        self._kinds: dict[str, list[int]] = {}
 
     def cell(self, name: str, initial, tag: str | None = None, shown=None, quiet: bool = False) -> int:
         """Declare a shared variable. ``quiet``: a primitive's bookkeeping, whose reads traces
@@ -165,11 +167,24 @@ class Layout:
         thread.tid = tid
 
     def show_slot(self, slot: int, value) -> str:
-        if slot in self.pc_slot:
-            thread = self.threads[self.pc_slot.index(slot)]
-            return STOPPED.get(value) or thread.steps[value].name
+        tid = self._pc_thread().get(slot)
+        if tid is not None:
+            return STOPPED.get(value) or self.threads[tid].steps[value].name
         shown = self.shown.get(slot)
         return shown(value, self) if shown else show(value)
+
+    def _pc_thread(self) -> dict[int, int]:
+        """pc slot -> thread id (properties ask for a thread's pc in every state)."""
+        if len(self._pcs) != len(self.pc_slot):
+            self._pcs = {slot: tid for tid, slot in enumerate(self.pc_slot)}
+        return self._pcs
+
+    def of_kind(self, kind: str) -> list[int]:
+        """The ids of the threads of a kind (see thread_matches), in order."""
+        tids = self._kinds.get(kind)
+        if tids is None or not self.frozen:
+            tids = self._kinds[kind] = [tid for tid, t in enumerate(self.threads) if thread_matches(kind, t.name)]
+        return tids
 
     def thread_name(self, tid: int) -> str:
         return self.threads[tid].name
@@ -280,8 +295,7 @@ class Mem:
 
     def threads(self, kind: str = "*") -> list[ThreadView]:
         """The threads of a kind (``zap``: zap, zap1, zap2, ...), in order; all by default."""
-        return [ThreadView(self, tid) for tid, t in enumerate(self.layout.threads)
-                if thread_matches(kind, t.name)]
+        return [ThreadView(self, tid) for tid in self.layout.of_kind(kind)]
 
     def report(self, kind: str, message: str) -> None:
         """A bad event (use-after-free, self-deadlock, ...), raised by a kernel primitive or a

@@ -217,9 +217,8 @@ class Witnesses:
         """``state`` was just stored, reached by ``tr`` from state ``parent``."""
         if not self.on_states:
             return
-        view = self.system.view(state)
         for check in list(self.on_states):
-            if _evaluate_witness(self.system, check, (view,), state):
+            if _evaluate_witness(self.system, check, (state,), state):
                 if tr is None:
                     self._hit(check, 0, 0, None, None)
                 else:
@@ -233,9 +232,8 @@ class Witnesses:
                 if then is None or then == pc_after:
                     self._hit(check, length, number, tr, nxt)
         if self.on_moves:
-            before, after = self.system.view(state), self.system.view(nxt)
             for check in list(self.on_moves):
-                if _evaluate_witness(self.system, check, (before, after), nxt):
+                if _evaluate_witness(self.system, check, (state, nxt), nxt):
                     self._hit(check, length, number, tr, nxt)
 
     def missing(self) -> list:
@@ -283,9 +281,9 @@ def _end_failure(system, at_end, state, depth, number) -> Found | None:
     return None
 
 
-def _call(system, check, args, state):
+def _call(system, check, states, state):
     try:
-        return check.fn(*args)
+        return system.judge(check.fn, states)
     except (PtmcError, MemoryError):
         raise
     except Exception as e:  # noqa: BLE001 - a bug in a property: say which, and where
@@ -294,14 +292,14 @@ def _call(system, check, args, state):
 
 
 def _evaluate(system, check, state) -> str | None:
-    verdict = _call(system, check, (system.view(state),), state)
+    verdict = _call(system, check, (state,), state)
     if verdict is True or verdict is None:
         return None
     return verdict if isinstance(verdict, str) else f"{check.name} is false"
 
 
-def _evaluate_witness(system, check, views, state) -> bool:
-    return bool(_call(system, check, views, state))
+def _evaluate_witness(system, check, states, state) -> bool:
+    return bool(_call(system, check, states, state))
 
 
 def _deadlock_message(system, state, stuck) -> str:

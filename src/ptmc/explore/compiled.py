@@ -42,6 +42,7 @@ class CompiledSystem(System):
         super().__init__(model, reset_dead_locals)
         self.canonical = Canonical(len(self.initial))
         self._pairs: dict = {}  # shared write pairs and tuples, by the identity of their parts
+        self._judges: dict = {}  # property function -> its _Judge
         self.initial = tuple(map(self.canonical, range(len(self.initial)), self.initial))
         self._threads = [_Thread(self, tid, code, memo) for tid, code in enumerate(self._code)]
         self._generate()
@@ -187,6 +188,14 @@ class CompiledSystem(System):
             if script is None:
                 return out
 
+    def judge(self, fn, states: tuple):
+        """Property functions are functions of the slots they read too: memoised the same
+        way, over the slots of ``states`` laid end to end."""
+        judge = self._judges.get(fn)
+        if judge is None:
+            judge = self._judges[fn] = _Judge(self, fn)
+        return judge(states)
+
     def _writes(self, writes) -> tuple:
         """A leaf's writes ((slot, value), ...) of canonical values, each pair and each tuple of
         pairs shared by every leaf that writes the same (a tree has many leaves alike)."""
@@ -235,6 +244,79 @@ _WALK = """\
             raise ModelError(UNHASHABLE) from None
         if node.__class__ is not _Leaf:
             node = miss(thread{t}, pc, state)"""
+
+
+class _Judge:
+    """A property function of one or two states, with its decision tree (see ``judge``). A
+    function that reads many slots (a whole-state check) or makes a large tree is simply
+    called: its tree would hold about one leaf per state; so is one that reads none."""
+
+    MAX_READS, MAX_LEAVES = 24, 4096
+
+    def __init__(self, system: CompiledSystem, fn):
+        self.system, self.fn, self.root, self.leaves = system, fn, _EMPTY, 0
+
+    def __call__(self, states: tuple):
+        if self.root is None:
+            return System.judge(self.system, self.fn, states)
+        key_state = states[0] if len(states) == 1 else states[0] + states[1]
+        node = self.root
+        while node.__class__ is _Read:
+            node = _find(node.children, node.get(key_state))
+            if node is None:
+                break
+        if node.__class__ is _Result:
+            return node.value
+        return self._learn(states, key_state)
+
+    def _learn(self, states: tuple, key_state: tuple):
+        recorder, size = _Recorder(key_state), len(states[0])
+        views = [self.system._mem(_Part(recorder, k * size, size), None) for k in range(len(states))]
+        try:
+            value = self.fn(*views)
+        except Exception:  # noqa: BLE001 - called directly, it says what is wrong
+            self.root = None
+            return System.judge(self.system, self.fn, states)
+        self.leaves += 1
+        if not recorder.reads or len(recorder.reads) > self.MAX_READS or self.leaves > self.MAX_LEAVES:
+            # (reading nothing, it is a constant or it counts its calls: keep calling it)
+            self.root = None
+            return value
+        try:
+            self.root = _insert(self.root, [(slot, key_state[slot]) for slot in recorder.reads], _Result(value))
+        except (TypeError, _Unfollowable):
+            self.root = None
+        return value
+
+
+class _Part:
+    """One state of a recorded pair: indices shifted into the recorder's concatenation."""
+
+    __slots__ = ("recorder", "offset", "size")
+
+    def __init__(self, recorder, offset: int, size: int):
+        self.recorder, self.offset, self.size = recorder, offset, size
+
+    def __getitem__(self, index):
+        if index.__class__ is slice:
+            return [self[i] for i in range(*index.indices(self.size))]
+        if index.__class__ is not int:
+            raise _Unfollowable
+        if not -self.size <= index < self.size:
+            raise IndexError("state index out of range")
+        return self.recorder[self.offset + index % self.size]
+
+    def __len__(self):
+        return self.size
+
+
+class _Result:
+    """The leaf of a property function's tree: what it returned."""
+
+    __slots__ = ("key", "twins", "value")
+
+    def __init__(self, value):
+        self.key, self.twins, self.value = None, [], value
 
 
 class _Unfollowable(Exception):
