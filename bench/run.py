@@ -1,78 +1,181 @@
-"""Benchmark: states, transitions, states per second and peak memory of each model.
+"""Benchmark: every engine figure of issue 10 in one run, side by side on this machine.
 
-Each configuration runs as its own `ptmc check --json` process, so peak memory (max RSS) is
-that run's alone. Speed and memory targets live here, never in the unit tests.
+1. Engines on one model, the lost update (bench/models/lost_update.py: N threads each doing K
+   non-atomic increments as a read step and a write step): ptmc, SPIN 6.5 (BFS, no partial-order
+   reduction, one ``d_step`` per ptmc step; Debian's ``spin`` is installed when missing) and a
+   plain-Python BFS over flat tuples (bench/plain_bfs.py). All three must agree on the states.
+2. ptmc's own rows (the reclaim model and the others): states, transitions, states/s, bytes per
+   state (peak resident memory over start-up, i.e. above a ``--max-states 1`` run of the same
+   configuration), with the exact and the fingerprint store, and each reduction on and off.
+3. Rate against state count, 10^4 to 10^7 states (lost update).
 
-    python3 bench/run.py            # the default configurations (about a minute)
-    python3 bench/run.py --large    # plus multi-thread configurations (tens of minutes)
+Each figure is one process, timed by the operating system (CPU seconds of the finished
+process, its peak RSS); rates are states over CPU seconds less the start-up run's, so a loaded
+machine moves them less than wall time would. Targets live here, never in the unit tests.
+
+    python3 bench/run.py              # everything (about ten minutes)
+    python3 bench/run.py --quick      # no 10^7-state row, no large reclaim rows
 """
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+PTMC = [sys.executable, "-m", "ptmc", "check"]
 
-DEFAULT = [
-    ("no_uaf", "refcount2021", []),
-    ("no_uaf", "refcount2021", ["--set", "split_ptlocks=false"]),
-    ("refcount2022_exact", "refcount2022", []),
+PROMELA = """\
+byte x;
+active [N] proctype inc() {
+  byte tmp, k;
+end:
+  do
+  :: d_step { k < K -> tmp = x }
+     d_step { x = tmp + 1; k++; if :: k == K -> tmp = 0 :: else -> skip fi }
+  od
+}
+"""
+
+# (property, model, settings) rows of ptmc alone.
+ROWS = [
     ("no_uaf", "reclaim", []),
     ("no_uaf", "reclaim", ["--set", "split_ptlocks=false"]),
     ("no_uaf", "reclaim", ["--set", "walkers=2"]),
     ("no_uaf", "reclaim", ["--set", "entries=3"]),
     ("no_uaf", "reclaim", ["--set", "gup_fast=1"]),
+    ("no_uaf", "refcount2021", []),
+    ("refcount2022_exact", "refcount2022", []),
 ]
-# Targets on the reference machine (2 cores, 24 GiB): exploration seconds and peak MiB. The
-# default configuration of the main job must stay interactive; the others must fit CI.
-TARGETS = {
-    ("no_uaf", "reclaim", ()): (5, 200),
-    ("no_uaf", "reclaim", ("--set", "walkers=2")): (20, 400),
-    ("no_uaf", "reclaim", ("--set", "gup_fast=1")): (30, 600),
-    ("no_uaf", "reclaim", ("--set", "zaps=2")): (600, 8192),
-}
 LARGE = [
-    ("no_uaf", "reclaim", ["--set", "readers=0", "--set", "faults=2"]),
-    ("no_uaf", "reclaim", ["--set", "readers=0", "--set", "zaps=2"]),
     ("no_uaf", "reclaim", ["--set", "faults=2"]),
     ("no_uaf", "reclaim", ["--set", "zaps=2"]),
 ]
+SCALE = [(3, 3), (3, 4), (4, 3), (4, 4)]  # lost update (N, K): 10^4 ... 10^7 states
+
+# Targets on the reference machine (2 cores, 24 GiB).
+TARGETS = {
+    "ptmc / SPIN states/s (lost update N=4 K=3)": (">=", 0.25),
+    "ptmc / plain-Python states/s (lost update N=4 K=3)": (">=", 0.9),  # aimed at
+    "reclaim states/s, over the engine of ede64d9 (38.5 k/s)": (">=", 3.0),
+    "reclaim bytes/state, fingerprint store": ("<=", 40),
+}
+BEFORE_RECLAIM_RATE = 38_500  # states/s of the engine at commit ede64d9 (36-41 k measured)
 
 
-def run(prop, model, extra):
-    cmd = [sys.executable, "-m", "ptmc", "check", f"properties/{prop}.py",
-           "--model", f"model/{model}.py", "--json", "--out", "/tmp/ptmc-bench", *extra]
-    start = time.monotonic()
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+def measure(cmd, cwd=ROOT) -> tuple[str, float, float]:
+    """Run ``cmd``: its output, CPU seconds (user + sys) and peak RSS in bytes."""
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
     out = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.monotonic() - start
-    result = json.loads(out)
-    return result, wall, usage.ru_maxrss / 1024  # KiB -> MiB
+    _, _, usage = os.wait4(proc.pid, 0)
+    return out, usage.ru_utime + usage.ru_stime, usage.ru_maxrss * 1024
+
+
+def ptmc(prop_file, extra) -> dict:
+    """A ptmc check, and the same configuration stopped after one state (start-up)."""
+    cmd = [*PTMC, str(prop_file), "--json", "--out", tempfile.gettempdir() + "/ptmc-bench", *extra]
+    out, cpu, rss = measure(cmd)
+    _, cpu0, rss0 = measure([*cmd, "--max-states", "1"])
+    r = json.loads(out)
+    work = max(cpu - cpu0, 1e-3)
+    return {"verdict": r["verdict"], "states": r["states"], "transitions": r["transitions"], "cpu": work,
+            "rate": r["states"] / work, "bytes": max(rss - rss0, 0) / max(r["states"], 1)}
+
+
+def spin(n: int, k: int) -> dict | None:
+    """SPIN's BFS on the same model: states stored and CPU seconds of the verifier run."""
+    if shutil.which("spin") is None or shutil.which("gcc") is None:
+        print("installing spin and gcc (apt-get) ...", file=sys.stderr)
+        subprocess.run("apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq spin gcc",
+                       shell=True, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if shutil.which("spin") is None:
+            return None
+    with tempfile.TemporaryDirectory() as tmp:
+        Path(tmp, "lu.pml").write_text(f"#define N {n}\n#define K {k}\n" + PROMELA)
+        subprocess.run(["spin", "-a", "lu.pml"], cwd=tmp, check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(["gcc", "-O2", "-DBFS", "-DSAFETY", "-DNOREDUCE", "-DNOCLAIM", "-DMEMLIM=16000",
+                        "-o", "pan", "pan.c"], cwd=tmp, check=True, stderr=subprocess.DEVNULL)
+        out, cpu, rss = measure(["./pan", "-m10000000"], cwd=tmp)
+    states = int(next(line for line in out.splitlines() if "states, stored" in line).split()[0])
+    return {"states": states, "cpu": cpu, "rate": states / cpu, "bytes": rss / states}
+
+
+def plain(n: int, k: int) -> dict:
+    out, cpu, rss = measure([sys.executable, str(BENCH / "plain_bfs.py"), str(n), str(k)])
+    states, transitions, _ = out.split()
+    return {"states": int(states), "transitions": int(transitions), "cpu": cpu, "rate": int(states) / cpu}
+
+
+def lost_update(n: int, k: int, store="exact") -> dict:
+    return ptmc(BENCH / "lost_update.py", ["--set", f"incrementers={n}", "--set", f"increments={k}",
+                                            "--store", store])
+
+
+def verdict(name: str, value: float) -> str:
+    op, bound = TARGETS[name]
+    ok = value >= bound if op == ">=" else value <= bound
+    return f"{name}: {value:.2f} (target {op} {bound}) {'ok' if ok else 'MISSED'}"
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--large", action="store_true", help="also the multi-thread configurations")
+    parser.add_argument("--quick", action="store_true", help="skip the 10^7-state row and the large rows")
     args = parser.parse_args()
-    rows = DEFAULT + (LARGE if args.large else [])
-    missed = False
-    print(f"{'property':<20} {'model':<13} {'settings':<28} {'verdict':<9} {'states':>10} "
-          f"{'transitions':>12} {'explore s':>9} {'states/s':>9} {'peak MiB':>9}  target")
-    for prop, model, extra in rows:
-        r, wall, mib = run(prop, model, extra)
-        settings = " ".join(extra[1::2]) or "defaults"
-        rate = r["states"] / max(r["seconds"], 1e-9)
-        target = TARGETS.get((prop, model, tuple(extra)))
-        verdict = "" if target is None else (
-            "ok" if r["seconds"] <= target[0] and mib <= target[1] else f"MISSED ({target[0]} s, {target[1]} MiB)")
-        missed |= verdict.startswith("MISSED")
-        print(f"{prop:<20} {model:<13} {settings:<28} {r['verdict']:<9} {r['states']:>10,} "
-              f"{r['transitions']:>12,} {r['seconds']:>9.2f} {rate:>9,.0f} {mib:>9.0f}  {verdict}", flush=True)
-    sys.exit(1 if missed else 0)
+    summary = []
+    started = time.monotonic()
+
+    print("## 1. One model, three engines: lost update, N=4 K=3\n")
+    print(f"| engine | states | CPU s | states/s | relative to SPIN | bytes/state |")
+    print("|---|---|---|---|---|---|")
+    s, p, t = spin(4, 3), plain(4, 3), lost_update(4, 3)
+    for name, row in (("SPIN 6.5 BFS, no POR", s), ("plain-Python BFS", p), ("ptmc", t)):
+        if row is None:
+            print(f"| {name} | (not installed) | | | | |")
+            continue
+        rel = f"{row['rate'] / s['rate']:.2f}" if s else "-"
+        print(f"| {name} | {row['states']:,} | {row['cpu']:.2f} | {row['rate']:,.0f} | {rel} | "
+              f"{row.get('bytes', 0):.0f} |", flush=True)
+    assert all(r is None or r["states"] == 1_202_507 for r in (s, p, t)), "the engines disagree"
+    if s:
+        summary.append(verdict("ptmc / SPIN states/s (lost update N=4 K=3)", t["rate"] / s["rate"]))
+    summary.append(verdict("ptmc / plain-Python states/s (lost update N=4 K=3)", t["rate"] / p["rate"]))
+
+    print("\n## 2. ptmc rows: exact and fingerprint store\n")
+    print("| property | model | settings | verdict | states | transitions | states/s exact | "
+          "bytes/state exact | states/s fingerprint | bytes/state fingerprint |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for prop, model, extra in ROWS + ([] if args.quick else LARGE):
+        files = [str(ROOT / "properties" / f"{prop}.py"), "--model", str(ROOT / "model" / f"{model}.py")]
+        e = ptmc(files[0], [*files[1:], *extra])
+        f = ptmc(files[0], [*files[1:], *extra, "--store", "fingerprint"])
+        assert (e["states"], e["verdict"]) == (f["states"], f["verdict"]), (prop, model, extra)
+        print(f"| {prop} | {model} | {' '.join(extra[1::2]) or 'defaults'} | {e['verdict']} | "
+              f"{e['states']:,} | {e['transitions']:,} | {e['rate']:,.0f} | {e['bytes']:.0f} | "
+              f"{f['rate']:,.0f} | {f['bytes']:.0f} |", flush=True)
+        if (prop, model, extra) == ROWS[0]:
+            summary.append(verdict("reclaim states/s, over the engine of ede64d9 (38.5 k/s)",
+                                   e["rate"] / BEFORE_RECLAIM_RATE))
+            summary.append(verdict("reclaim bytes/state, fingerprint store", f["bytes"]))
+
+    print("\n## 3. Rate against state count (lost update)\n")
+    print("| N | K | states | states/s exact | bytes/state exact | states/s fingerprint | bytes/state fingerprint |")
+    print("|---|---|---|---|---|---|---|")
+    for n, k in SCALE[:-1] if args.quick else SCALE:
+        e, f = lost_update(n, k), lost_update(n, k, "fingerprint")
+        print(f"| {n} | {k} | {e['states']:,} | {e['rate']:,.0f} | {e['bytes']:.0f} | {f['rate']:,.0f} | "
+              f"{f['bytes']:.0f} |", flush=True)
+
+    print("\n## Targets\n")
+    for line in summary:
+        print(f"- {line}")
+    print(f"\n({time.monotonic() - started:.0f} s)")
+    sys.exit(1 if any(line.endswith("MISSED") for line in summary) else 0)
 
 
 if __name__ == "__main__":

@@ -283,12 +283,13 @@ def test_interrupted_graph_says_it_is_incomplete(tmp_path, sig):
 
 
 def test_interrupt_while_drawing_a_graph_writes_nothing(tmp_path):
-    # Exploration runs the step once per state (4); drawing the view runs it again.
-    prop = _model(tmp_path, step="CALLS.append(1); os.kill(os.getpid(), signal.SIGINT) if len(CALLS) == 5 else 0",
-                  top="import os, signal\nCALLS = []\n")
-    code, out, err = finish(spawn(["graph", prop, "--out", tmp_path / "out"], tmp_path))
+    # Exploration never shows a value of y (the run holds); the full view shows every state.
+    prop = _model(tmp_path, init='mem.layout.cell("y", 0, shown=stop)',
+                  top="import os, signal\n\ndef stop(value, layout):\n"
+                      "    os.kill(os.getpid(), signal.SIGINT)\n    return str(value)\n")
+    code, out, err = finish(spawn(["graph", prop, "--view", "full", "--out", tmp_path / "out"], tmp_path))
     assert (code, out) == (3, "")
-    assert err == "ptmc: interrupted while drawing the pcs view of 4 explored states: no files written\n"
+    assert err == "ptmc: interrupted while drawing the full view of 4 explored states: no files written\n"
     assert not (tmp_path / "out").exists()
 
 
@@ -377,6 +378,7 @@ def test_max_memory_ends_exploration_as_inconclusive_with_counts(tmp_path):
     assert "no_uaf: INCONCLUSIVE" in out
     assert "inconclusive: memory limit 80 MiB reached (resident " in out
     assert " states, " in out and " transitions, depth " in out
+    assert "--store fingerprint keeps ~30 bytes a state" in out  # what would fit
 
 
 @needs_prlimit

@@ -107,6 +107,9 @@ def main():
 @MAX_MEMORY
 @click.option("--witness", "witnesses", multiple=True, metavar="NAME",
               help="Also print the shortest trace reaching this witness, and write it as an HTML page (repeatable).")
+@click.option("--store", type=click.Choice(["exact", "fingerprint"]), default="exact", show_default=True,
+              help="Visited states: exact, or 64-bit fingerprints (~30 bytes a state; the chance that "
+                   "a collision hid a state is printed).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
 @click.option("--events", is_flag=True,
               help="Print the run as JSON lines instead: progress, violation, files, result (docs/events.md).")
@@ -118,7 +121,7 @@ def main():
               help="Where the HTML viewer links a step's kernel function ({file}, {function} are replaced).")
 @click.pass_context
 def check(ctx, property_file, model_path, variants, settings, max_states, out_dir, timeout, max_memory,
-          witnesses, as_json, events, sarif_file, junit_file, source_url):
+          witnesses, store, as_json, events, sarif_file, junit_file, source_url):
     """Explore every interleaving of the model and check PROPERTY_FILE (and its z3 obligations)."""
     if as_json and events:
         raise click.UsageError("--json and --events both print on stdout: choose one")
@@ -129,7 +132,7 @@ def check(ctx, property_file, model_path, variants, settings, max_states, out_di
         stream.start("check", property_file)
     result = workflow.check(property_file, model_path=model_path, variants=variants, settings=values,
                             max_states=max_states, max_memory=max_memory, progress=progress,
-                            timeout=timeout, witnesses=witnesses)
+                            timeout=timeout, witnesses=witnesses, store=store)
     progress.finish(result.states, result.transitions, result.depth, result.seconds)
     if stream:
         stream.verdict(result)

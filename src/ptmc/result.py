@@ -66,6 +66,8 @@ class Result:
     model_file: str = ""
     property_doc: str = ""  # the property file's docstring: what it means, for a reviewer
     descriptions: dict[str, str] = field(default_factory=dict)  # check name -> what it checks
+    store: str = "exact"  # the visited store: exact, or fingerprint (lossy)
+    collision_probability: float | None = None  # fingerprint store: that a collision hid a state
 
     @property
     def exit_code(self) -> int:

@@ -59,6 +59,33 @@ def _typed(value):
     return (value.__class__, value)
 
 
+class Canonical:
+    """One object per typed value and slot: ``canonical(slot, v)`` is the first value seen in
+    ``slot`` that is ``identical`` to ``v``. States built only of canonical objects hold the very
+    same object wherever they hold identical values; and while no slot has two canonical
+    objects that are equal (``mixed`` stays false: no ``False`` beside a ``0`` in one slot, no
+    ``PT`` beside an equal tuple), Python's equality of two such states *is* identity, so the
+    store needs no ``identical`` check on a hit. (Equal values in different slots are never
+    compared, so they do not count.)"""
+
+    def __init__(self, slots: int):
+        self.pools: list[dict] = [{} for _ in range(slots)]  # value -> the first canonical object equal to it
+        self.twins: dict[tuple, list] = {}  # (slot, id(first)) -> canonical objects equal to it, of other types
+        self.mixed = False
+
+    def __call__(self, slot: int, value):
+        first = self.pools[slot].setdefault(value, value)  # TypeError: unhashable
+        if first is value or identical(first, value):
+            return first
+        twins = self.twins.setdefault((slot, id(first)), [])
+        for twin in twins:
+            if identical(twin, value):
+                return twin
+        twins.append(value)
+        self.mixed = True
+        return value
+
+
 _id_sets: dict[tuple, tuple] = {}
 
 
@@ -97,6 +124,8 @@ class Layout:
         self.local_slots: list[list[int]] = []
         self.stack_slot: list[int | None] = []  # per thread id: its call stack, if it calls
         self.frozen = False
+        self._pcs: dict[int, int] = {}
+        self._kinds: dict[str, list[int]] = {}
 
     def cell(self, name: str, initial, tag: str | None = None, shown=None, quiet: bool = False) -> int:
         """Declare a shared variable. ``quiet``: a primitive's bookkeeping, whose reads traces
@@ -138,11 +167,24 @@ class Layout:
         thread.tid = tid
 
     def show_slot(self, slot: int, value) -> str:
-        if slot in self.pc_slot:
-            thread = self.threads[self.pc_slot.index(slot)]
-            return STOPPED.get(value) or thread.steps[value].name
+        tid = self._pc_thread().get(slot)
+        if tid is not None:
+            return STOPPED.get(value) or self.threads[tid].steps[value].name
         shown = self.shown.get(slot)
         return shown(value, self) if shown else show(value)
+
+    def _pc_thread(self) -> dict[int, int]:
+        """pc slot -> thread id (properties ask for a thread's pc in every state)."""
+        if len(self._pcs) != len(self.pc_slot):
+            self._pcs = {slot: tid for tid, slot in enumerate(self.pc_slot)}
+        return self._pcs
+
+    def of_kind(self, kind: str) -> list[int]:
+        """The ids of the threads of a kind (see thread_matches), in order."""
+        tids = self._kinds.get(kind)
+        if tids is None or not self.frozen:
+            tids = self._kinds[kind] = [tid for tid, t in enumerate(self.threads) if thread_matches(kind, t.name)]
+        return tids
 
     def thread_name(self, tid: int) -> str:
         return self.threads[tid].name
@@ -253,8 +295,7 @@ class Mem:
 
     def threads(self, kind: str = "*") -> list[ThreadView]:
         """The threads of a kind (``zap``: zap, zap1, zap2, ...), in order; all by default."""
-        return [ThreadView(self, tid) for tid, t in enumerate(self.layout.threads)
-                if thread_matches(kind, t.name)]
+        return [ThreadView(self, tid) for tid in self.layout.of_kind(kind)]
 
     def report(self, kind: str, message: str) -> None:
         """A bad event (use-after-free, self-deadlock, ...), raised by a kernel primitive or a

@@ -42,7 +42,8 @@ def instantiate(model_path, params: dict, variants) -> Model:
 
 
 def check(property_file, *, model_path=None, variants=(), settings=None, max_states=None,
-          max_memory=None, progress=None, timeout=None, explore=True, witnesses=(), exclude=()) -> Result:
+          max_memory=None, progress=None, timeout=None, explore=True, witnesses=(), exclude=(),
+          store="exact") -> Result:
     """Explore the property's model against its checks (unless ``explore`` is false; without
     the checks named in ``exclude``) and prove its z3 obligations; the verdict is violated if
     either fails, inconclusive if either could not finish (state or memory limit, Ctrl-C,
@@ -60,7 +61,8 @@ def check(property_file, *, model_path=None, variants=(), settings=None, max_sta
     if explore and prop.checks:
         model = model_cls(model_settings, model_variants)
         result = check_model(model, prop.checks, property_name=prop.name, max_states=max_states,
-                             progress=progress, limit=MemoryLimit(max_memory), witness_traces=witnesses)
+                             progress=progress, limit=MemoryLimit(max_memory), witness_traces=witnesses,
+                             store=store)
     else:
         result = Result(property=prop.name, model=model_cls.name if model_cls else "",
                         variants=sorted(set(all_variants)), params={}, threads=[], verdict=HOLDS,

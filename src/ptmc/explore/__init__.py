@@ -5,33 +5,41 @@ from ..errors import PtmcError
 from ..model import Model
 from ..result import Result, Violation, Witness
 from .bfs import Exploration, explore
+from .compiled import CompiledSystem
 from .system import System
 from .trace import trace_steps
 
 __all__ = ["System", "explore", "check_model", "explore_model", "Exploration"]
 
 
+# How steps run: compiled (the default) or the reference interpreter it is tested against.
+ENGINES = {"compiled": CompiledSystem, "reference": System}
+
+
 def explore_model(model: Model, checks, *, max_states: int | None = None,
-                  progress=None, limit=None) -> tuple[System, Exploration]:
+                  progress=None, limit=None, engine: str = "compiled", store: str = "exact"
+                  ) -> tuple[System, Exploration]:
     """Explore ``model`` against ``checks`` (each bound to the model: an input error if the
     model lacks what it needs), the model's own witnesses and its observers."""
     checks = [c.bind(type(model)) for c in checks]
-    system = System(model)
+    system = ENGINES[engine](model)
     checks += [w for w in model.witnesses() if w.name not in {c.name for c in checks}]
     return system, explore(system, checks, max_states=max_states, progress=progress, limit=limit,
-                           observers=model.observers(system))
+                           observers=model.observers(system), store=store)
 
 
 def check_model(model: Model, checks, *, property_name: str = "", max_states: int | None = None,
-                progress=None, limit=None, witness_traces=()) -> Result:
+                progress=None, limit=None, witness_traces=(), engine: str = "compiled",
+                store: str = "exact") -> Result:
     """Explore ``model`` exhaustively against ``checks`` and describe the outcome; with the
     trace of each witness named in ``witness_traces``."""
-    system, ex = explore_model(model, checks, max_states=max_states, progress=progress, limit=limit)
-    return describe(system, ex, model, checks, property_name, witness_traces)
+    system, ex = explore_model(model, checks, max_states=max_states, progress=progress, limit=limit,
+                               engine=engine, store=store)
+    return describe(system, ex, model, checks, property_name, witness_traces, store)
 
 
 def describe(system: System, ex: Exploration, model: Model, checks, property_name: str,
-             witness_traces=()) -> Result:
+             witness_traces=(), store: str = "exact") -> Result:
     witness_checks = [c for c in checks if c.kind == "reachable"]
     witness_checks += [w for w in model.witnesses() if w.name not in {c.name for c in witness_checks}]
     unknown = [n for n in witness_traces if n not in {c.name for c in witness_checks}]
@@ -45,7 +53,7 @@ def describe(system: System, ex: Exploration, model: Model, checks, property_nam
         params=dict(model.param_values),
         threads=[t.name for t in system.threads],
         verdict=ex.verdict,
-        states=len(ex.store.states),
+        states=len(ex.store),
         transitions=ex.transitions,
         depth=max(ex.depth, ex.found.length) if ex.found else ex.depth,
         seconds=ex.seconds,
@@ -56,6 +64,8 @@ def describe(system: System, ex: Exploration, model: Model, checks, property_nam
         unreached=unreached_steps(system, ex),
         checked_events=sorted(c.event for c in checks if c.kind == "never"),
         crashed=ex.crashed,
+        store=store,
+        collision_probability=ex.store.collision_probability(),
     )
     result.checks += ex.observed
     missing = {c.name for c in ex.missing}

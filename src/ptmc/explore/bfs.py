@@ -12,6 +12,7 @@ The explorer knows nothing else about them.
 """
 from __future__ import annotations
 
+import gc
 import time
 from dataclasses import dataclass, field
 
@@ -19,6 +20,7 @@ from ..errors import ModelError, PtmcError
 from ..result import HOLDS, INCONCLUSIVE, VIOLATED
 from ..state import STOPPED, thread_matches
 from ..kernel import UNDEFINED
+from .fingerprint import FingerprintStore
 from .store import Store, StoreFull
 from .system import System, Transition
 
@@ -51,10 +53,28 @@ class Exploration:
     crashed: int = 0  # transitions into undefined behaviour that no check watches (paths end)
 
 
+# The visited stores (--store): every state exactly, or 64-bit fingerprints.
+STORES = {"exact": lambda system, capacity: Store(capacity, system.canonical),
+          "fingerprint": lambda system, capacity: FingerprintStore(len(system.initial), capacity,
+                                                                   system.canonical)}
+
+
 def explore(system: System, checks, max_states: int | None = None, progress=None,
-            limit=None, observers=()) -> Exploration:
+            limit=None, observers=(), store: str = "exact") -> Exploration:
     """``limit``: called after each state expanded; a reason (str) to stop as inconclusive, or
-    None (see limits.MemoryLimit)."""
+    None (see limits.MemoryLimit). ``store``: one of STORES."""
+    # States are tuples of immutable values: they make no reference cycles, and the cyclic
+    # garbage collector would only rescan the growing store again and again.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _explore(system, checks, max_states, progress, limit, observers, STORES[store])
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _explore(system, checks, max_states, progress, limit, observers, new_store) -> Exploration:
     events = {c.event: c for c in checks if c.kind == "never"}
     undefined = {e for e in UNDEFINED if e not in events}
     invariants = [c for c in checks if c.kind == "invariant"]
@@ -62,7 +82,7 @@ def explore(system: System, checks, max_states: int | None = None, progress=None
     deadlock_check = next((c for c in checks if c.kind == "deadlock_free"), None)
     witnesses = Witnesses(system, [c for c in checks if c.kind == "reachable"])
 
-    store = Store(capacity=max_states)
+    store = new_store(system, max_states)
     store.add(system.initial, -1)
     start = time.monotonic()
     transitions = deadlocks = depth = crashed = 0
@@ -72,24 +92,36 @@ def explore(system: System, checks, max_states: int | None = None, progress=None
             found = Found(obs.check, message, 0, 0)
     witnesses.state(system.initial, 0, None, -1)
     taken = set()
+    note_taken, add, successors = taken.add, store.add, system.successors
+    # With nothing to check per transition, a compiled system expands a state straight into
+    # the store: the same states in the same order, without looking at each transition.
+    expand = getattr(system, "expander", lambda: None)() if not (observers or invariants) else None
+    marks = [False] * system.marks if expand is not None else None
+    add_all = store.add_all
     level_end, i, reason = 1, 0, ""
     next_report = start + 1.0
-    states = store.states
+    take = store.take
 
     def counts():
-        return (f"{len(states)} states, {transitions} transitions, depth {depth}, "
-                f"{len(states) - i} states not yet expanded")
+        return (f"{len(store)} states, {transitions} transitions, depth {depth}, "
+                f"{len(store) - i} states not yet expanded")
     try:
         while found is None or found.length > depth:
             if i == level_end:
-                if found is not None or i == len(states):
+                if found is not None or i == len(store):
                     break
                 depth += 1
-                level_end = len(states)
-            state = states[i]
-            succ = system.successors(state)
-            transitions += len(succ)
-            if not succ:
+                level_end = len(store)
+            state = take(i)
+            nexts = expand(state, marks) if expand is not None and found is None and not witnesses.pending else None
+            if nexts is not None:  # no transition reports an event
+                transitions += len(nexts)
+                add_all(nexts, i)
+                succ = ()
+            else:
+                succ = successors(state)
+                transitions += len(succ)
+            if not (succ or nexts):
                 stuck = system.unfinished(state)
                 if stuck:
                     deadlocks += 1
@@ -99,7 +131,7 @@ def explore(system: System, checks, max_states: int | None = None, progress=None
                     found = _end_failure(system, at_end, state, depth, i) or found
             if found is None:
                 for tr, nxt in succ:
-                    taken.add(tr[:2])
+                    note_taken(tr[:2])
                     if tr.events:
                         for kind, message in tr.events:
                             check = events.get(kind)
@@ -111,13 +143,14 @@ def explore(system: System, checks, max_states: int | None = None, progress=None
                         if not undefined.isdisjoint(kind for kind, _ in tr.events):
                             crashed += 1  # undefined behaviour: this path ends here
                             continue
-                    for obs in observers:
-                        if message := obs.transition(state, tr, nxt):
-                            found = Found(obs.check, message, depth + 1, i, tr, nxt)
+                    if observers:
+                        for obs in observers:
+                            if message := obs.transition(state, tr, nxt):
+                                found = Found(obs.check, message, depth + 1, i, tr, nxt)
+                                break
+                        if found is not None:
                             break
-                    if found is not None:
-                        break
-                    new = store.add(nxt, i)
+                    new = add(nxt, i)
                     if witnesses.pending:
                         witnesses.transition(state, tr, nxt, depth + 1, i)
                         if new:
@@ -128,19 +161,21 @@ def explore(system: System, checks, max_states: int | None = None, progress=None
                             break
             i += 1
             if limit is not None and (stop := limit()):
-                reason = f"{stop}: {counts()}"
+                reason = f"{stop}: {counts()}{store.MEMORY_HINT}"
                 break
             if progress is not None and time.monotonic() >= next_report:
                 now = time.monotonic()
-                progress(len(states), transitions, depth, len(states) - i, now - start)
+                progress(len(store), transitions, depth, len(store) - i, now - start)
                 next_report = now + 1.0
     except StoreFull:
         reason = f"state limit {max_states} reached: {counts()}"
     except KeyboardInterrupt:
         reason = f"interrupted: {counts()}"
     except MemoryError:  # the limit came too late: report what the store holds
-        reason = f"out of memory (MemoryError): {counts()}"
+        reason = f"out of memory (MemoryError): {counts()}{store.MEMORY_HINT}"
     seconds = time.monotonic() - start
+    if marks is not None:
+        taken |= system.taken(marks)
     missing = witnesses.missing() if found is None and not reason else []
     if found is not None or missing:
         verdict = VIOLATED
@@ -182,9 +217,8 @@ class Witnesses:
         """``state`` was just stored, reached by ``tr`` from state ``parent``."""
         if not self.on_states:
             return
-        view = self.system.view(state)
         for check in list(self.on_states):
-            if _evaluate_witness(self.system, check, (view,), state):
+            if _evaluate_witness(self.system, check, (state,), state):
                 if tr is None:
                     self._hit(check, 0, 0, None, None)
                 else:
@@ -198,9 +232,8 @@ class Witnesses:
                 if then is None or then == pc_after:
                     self._hit(check, length, number, tr, nxt)
         if self.on_moves:
-            before, after = self.system.view(state), self.system.view(nxt)
             for check in list(self.on_moves):
-                if _evaluate_witness(self.system, check, (before, after), nxt):
+                if _evaluate_witness(self.system, check, (state, nxt), nxt):
                     self._hit(check, length, number, tr, nxt)
 
     def missing(self) -> list:
@@ -248,9 +281,9 @@ def _end_failure(system, at_end, state, depth, number) -> Found | None:
     return None
 
 
-def _call(system, check, args, state):
+def _call(system, check, states, state):
     try:
-        return check.fn(*args)
+        return system.judge(check.fn, states)
     except (PtmcError, MemoryError):
         raise
     except Exception as e:  # noqa: BLE001 - a bug in a property: say which, and where
@@ -259,14 +292,14 @@ def _call(system, check, args, state):
 
 
 def _evaluate(system, check, state) -> str | None:
-    verdict = _call(system, check, (system.view(state),), state)
+    verdict = _call(system, check, (state,), state)
     if verdict is True or verdict is None:
         return None
     return verdict if isinstance(verdict, str) else f"{check.name} is false"
 
 
-def _evaluate_witness(system, check, views, state) -> bool:
-    return bool(_call(system, check, views, state))
+def _evaluate_witness(system, check, states, state) -> bool:
+    return bool(_call(system, check, states, state))
 
 
 def _deadlock_message(system, state, stuck) -> str:

@@ -19,55 +19,104 @@ from ..errors import ModelError
 from ..state import identical
 
 
+UNHASHABLE = "a thread local or shared variable holds an unhashable value (use tuples, not lists or dicts)"
+
+
 class StoreFull(Exception):
     """A new state was reached with ``capacity`` states stored (``--max-states``)."""
 
 
 class Store:
-    def __init__(self, capacity: int | None = None):
+    """``canonical``: the ``state.Canonical`` every stored state is built from, if any (the
+    compiled system's); while it is not ``mixed``, an equal state is the same state."""
+
+    MEMORY_HINT = "; --store fingerprint keeps ~30 bytes a state instead of the whole state"
+
+    def __init__(self, capacity: int | None = None, canonical=None):
         self.capacity = capacity  # at most this many states (--max-states); None: no limit
+        self.canonical = canonical
         self.states: list[tuple] = []
         self.index: dict[tuple, int] = {}  # by Python equality: the first of equal states
         self.twins: dict[int, list[int]] = {}  # first -> the other states equal to it
         self.parent = array("q")
+        self.add, self.add_all = self._adder()
 
     def __len__(self) -> int:
         return len(self.states)
 
-    def _first(self, state: tuple) -> int | None:
-        try:
-            return self.index.get(state)
-        except TypeError:
-            raise ModelError("a thread local or shared variable holds an unhashable value "
-                             "(use tuples, not lists or dicts)") from None
+    def take(self, number: int) -> tuple:
+        """The state numbered ``number``, to expand (the explorer takes them in order)."""
+        return self.states[number]
 
     def find(self, state: tuple) -> int | None:
         """The number of ``state``, or None if it was never stored."""
-        n = self._first(state)
+        try:
+            n = self.index.get(state)
+        except TypeError:
+            raise ModelError(UNHASHABLE) from None
         if n is None or identical(self.states[n], state):
             return n
         return next((m for m in self.twins.get(n, ()) if identical(self.states[m], state)), None)
 
-    def add(self, state: tuple, parent: int) -> bool:
-        """Store ``state`` (first reached from ``parent``); false if it was already there."""
-        n = self._first(state)
-        number = len(self.states)
-        if n is None:
-            if number == self.capacity:
+    def _adder(self):
+        """``add(state, parent)``: store ``state`` (first reached from state number
+        ``parent``); false if it was already there. ``add_all(states, parent)``: the same for
+        each of ``states``. Closures over the store's parts: they run for every transition
+        explored."""
+        states, setdefault, canonical = self.states, self.index.setdefault, self.canonical
+        append, append_parent = states.append, self.parent.append
+        capacity = -1 if self.capacity is None else self.capacity
+
+        def add(state: tuple, parent: int) -> bool:
+            number = len(states)
+            try:
+                first = setdefault(state, number)
+            except TypeError:
+                raise ModelError(UNHASHABLE) from None
+            if first != number:
+                if canonical is not None and not canonical.mixed:
+                    return False
+                if all(map(is_, states[first], state)) or identical(states[first], state):
+                    return False  # (the quick test first: equal states mostly hold the same objects)
+                twins = self.twins.setdefault(first, [])
+                if any(identical(states[m], state) for m in twins):
+                    return False
+                if number == capacity:
+                    raise StoreFull
+                twins.append(number)
+            elif number == capacity:
+                del self.index[state]
                 raise StoreFull
-            self.index[state] = number
-        elif all(map(is_, self.states[n], state)) or identical(self.states[n], state):
-            return False  # (the quick test first: equal states mostly hold the same objects)
-        else:
-            twins = self.twins.setdefault(n, [])
-            if any(identical(self.states[m], state) for m in twins):
-                return False
-            if number == self.capacity:
-                raise StoreFull
-            twins.append(number)
-        self.states.append(state)
-        self.parent.append(parent)
-        return True
+            append(state)
+            append_parent(parent)
+            return True
+
+        def add_all(batch: list, parent: int) -> None:
+            """``add`` each state of ``batch`` in order (all first reached from ``parent``)."""
+            if canonical is None or canonical.mixed:
+                for state in batch:
+                    add(state, parent)
+                return
+            for state in batch:  # add() for states of canonical objects, inlined
+                number = len(states)
+                try:
+                    first = setdefault(state, number)
+                except TypeError:
+                    raise ModelError(UNHASHABLE) from None
+                if first == number:
+                    if number == capacity:
+                        del self.index[state]
+                        raise StoreFull
+                    append(state)
+                    append_parent(parent)
+        return add, add_all
+
+    def collision_probability(self) -> None:
+        return None  # exact: no state is ever mistaken for another
+
+    def path_states(self, numbers: list[int], system) -> list[tuple]:
+        """The states numbered ``numbers``."""
+        return [self.states[n] for n in numbers]
 
     def path(self, number: int) -> list[int]:
         out = []

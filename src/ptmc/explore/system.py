@@ -42,6 +42,8 @@ class System:
     can no longer be read), merging states that differ only there. tests/test_reductions.py
     checks it against exploration without it."""
 
+    canonical = None  # the state.Canonical its states are built from, if they are
+
     def __init__(self, model: Model, reset_dead_locals: bool = True):
         self.model = model
         self.reset_dead_locals = reset_dead_locals
@@ -109,7 +111,7 @@ class System:
                     elif ret.__class__ is str and ret in by_name:
                         new_pc = by_name[ret]
                     else:
-                        new_pc = self._goto(code, st, ret, values)
+                        new_pc = self._goto(code, st, ret, values, thread)
                 except Blocked:
                     new_pc = None
                 except Stop as stop:
@@ -137,10 +139,11 @@ class System:
                     break
         return out
 
-    def _goto(self, code: _Code, st, ret, values: list) -> int:
+    def _goto(self, code: _Code, st, ret, values: list, me) -> int:
         """The pc a step's return value names: a step, DONE, a call (push the caller's
-        continuation) or a return (pop it; a continuation method turns the value into where to
-        go). ``values[stack_slot]`` is updated in place."""
+        continuation) or a return (pop it; a continuation method of ``me``, the thread as the
+        step saw it, turns the value into where to go). ``values[stack_slot]`` is updated in
+        place."""
         thread = code.thread
         while True:
             if ret is None:
@@ -160,7 +163,7 @@ class System:
                 if then == DONE or then in code.by_name:
                     ret = then
                 else:
-                    ret = getattr(thread, then)(ret.value)
+                    ret = getattr(me, then)(ret.value)
             elif ret == DONE:
                 return DONE_PC
             elif ret.__class__ is str and ret in code.by_name:
@@ -179,6 +182,11 @@ class System:
         """Threads that have not finished (daemons never count; an oopsed thread is dead)."""
         return [tid for tid, code in enumerate(self._code)
                 if not code.thread.daemon and state[code.pc_slot] not in (DONE_PC, OOPS)]
+
+    def judge(self, fn, states: tuple):
+        """What a property function says of ``states`` (a state, or a transition's before and
+        after), each seen through a read-only view."""
+        return fn(*map(self.view, states))
 
     def view(self, state: tuple) -> Mem:
         """Read-only use of a state by properties (invariants see shared cells by name)."""

@@ -18,11 +18,10 @@ def transition_between(system: System, before: tuple, after: tuple, like: Transi
 
 def trace_steps(system: System, store, found) -> list[TraceStep]:
     """The steps from the initial state to what ``found`` (a violation or a witness) names."""
-    numbers = store.path(found.state)
-    hops = [(transition_between(system, store.states[a], store.states[b]), store.states[a], store.states[b])
-            for a, b in zip(numbers, numbers[1:])]
+    states = store.path_states(store.path(found.state), system)
+    hops = [(transition_between(system, a, b), a, b) for a, b in zip(states, states[1:])]
     if found.transition is not None:
-        before = store.states[found.state]
+        before = states[-1]
         hops.append((transition_between(system, before, found.target, like=found.transition), before,
                      found.target))
     return [_step(system, tr, before, after) for tr, before, after in hops]

@@ -29,7 +29,10 @@ def to_dict(result: Result) -> dict:
                        "length": w.length, **({"trace": trace(w.trace)} if w.trace is not None else {})}
                       for w in result.witnesses],
         "unreached": result.unreached,
+        "store": result.store,
     }
+    if result.collision_probability is not None:
+        out["collision_probability"] = result.collision_probability
     if result.reason:
         out["reason"] = result.reason
     if result.violation:

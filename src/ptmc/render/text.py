@@ -54,6 +54,9 @@ def render(result: Result) -> str:
             out.append(f"==> {v.check} violated: {v.message}")
     elif (result.explored_verdict or result.verdict) == "holds":
         out += [f"  holds: {check}" for check in result.checks]
+        if result.collision_probability is not None:
+            out.append(f"  fingerprint store: probability that a collision hid a state "
+                       f"{result.collision_probability:.1e} (n * (g - n) / 2^64, as TLC)")
     out += witness_lines(result)
     out += unreached_lines(result)
     for w in result.witnesses:
