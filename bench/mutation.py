@@ -610,6 +610,9 @@ def main(argv=None) -> int:
     ap.add_argument("--all", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
 
+    # A shell starts a background job with SIGINT ignored, and children inherit that: the
+    # suite's Ctrl-C test would fail. A handler here means SIGINT is default again in children.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     if args.corpus_run:
         return corpus_main(args.corpus_run, ROOT, stop_early=not args.all)
 

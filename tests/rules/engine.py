@@ -214,6 +214,30 @@ def shortest_across_kinds():
     return model(cells(), lambda: [Fork("t")]), [never(BAD), deadlock_free()]
 
 
+class Ends(Thread):
+    """One choice between finishing (a final state) and a step that never runs (a deadlock)."""
+
+    ways = ("end", "stuck")
+
+    @step("x.c:fork")
+    def fork(self, s):
+        return DONE if s.choose("way", self.ways) == "end" else "stuck"
+
+    @step("x.c:stuck")
+    def stuck(self, s):
+        raise Blocked
+
+
+class StuckFirst(Ends):
+    ways = ("stuck", "end")
+
+
+def first_of_a_level(kind):
+    # Level 1 holds a final state failing at_end and a deadlock, in the order of the choice:
+    # both are 1 step long, and the first one found is the one reported.
+    return model(cells(), lambda: [kind("t")]), [at_end(lambda s: "ended"), deadlock_free()]
+
+
 class Slow(Thread):
     """Three steps to an event."""
 
@@ -352,6 +376,10 @@ CASES = [
          "holds", None, 0, 1),
     Case("shortest across kinds", "bfs.explore: the rest of the level is scanned for shorter ones",
          shortest_across_kinds, "violated", "deadlock free", 1, 3),
+    Case("end failure before a deadlock of the same length", "bfs.explore: only a shorter one replaces",
+         lambda: first_of_a_level(Ends), "violated", "<lambda>", 1, 3),
+    Case("deadlock before an end failure of the same length", "bfs.explore: only a shorter one replaces",
+         lambda: first_of_a_level(StuckFirst), "violated", "deadlock free", 1, 3),
     # (s1,q1); (s2,q1), (s1,q2); expanding (s2,q1) adds (s3,q1), (s2,q2); then q2's event.
     Case("shortest event", "bfs.explore: breadth first", shortest_event, "violated", f"never {BAD}", 2, 5),
     Case("choice without options blocks", "state.Mem.choose: no options is Blocked", no_option_blocks,
