@@ -128,6 +128,7 @@ class Mutant:
     end: int
     new: str
     function: str  # enclosing function (qualified), or "<module>"
+    shown: bool = False  # inside a cell's display argument (shown=, quiet=)
 
     @property
     def id(self) -> str:
@@ -146,7 +147,7 @@ class Mutant:
     @property
     def display(self) -> bool:
         names = DISPLAY.get(self.file, ())
-        return "*" in names or self.function in names or self.function.split(".")[0] in names
+        return self.shown or "*" in names or self.function in names or self.function.split(".")[0] in names
 
 
 CMP_SWAP = {ast.Eq: "!=", ast.NotEq: "==", ast.Lt: "<=", ast.LtE: "<", ast.Gt: ">=", ast.GtE: ">",
@@ -163,6 +164,7 @@ class _Mutator:
             self.starts.append(self.starts[-1] + len(line) + 1)
         self.found: list[Mutant] = []
         self.scope: list[str] = []
+        self.shown = 0  # depth inside shown=/quiet= arguments: how a cell is displayed
 
     def off(self, line: int, col: int) -> int:
         return self.starts[line - 1] + col
@@ -174,7 +176,7 @@ class _Mutator:
         at = whole or node
         self.found.append(Mutant(self.rel, at.lineno, at.col_offset, op,
                                  self.off(at.lineno, at.col_offset), self.off(at.end_lineno, at.end_col_offset),
-                                 new, ".".join(self.scope) or "<module>"))
+                                 new, ".".join(self.scope) or "<module>", self.shown > 0))
 
     # -- traversal -------------------------------------------------------------------------
     def visit(self, node, *, in_class=False, top=False) -> None:
@@ -194,6 +196,11 @@ class _Mutator:
             for stmt in body:
                 self.statement(stmt, in_class=isinstance(node, ast.ClassDef))
             self.scope.pop()
+            return
+        if isinstance(node, ast.keyword) and node.arg in ("shown", "quiet"):
+            self.shown += 1
+            self.visit(node.value)
+            self.shown -= 1
             return
         self.expression(node)
         for field, value in ast.iter_fields(node):

@@ -56,15 +56,21 @@ class KeepTable(MmuGather):
     """Zaps entry 0 only: entry 1 stays mapped, so the table is not reclaimed; the cleared
     entry still needs the TLB flush of tlb_finish_mmu() (cleared_ptes), and there is no batch."""
 
+    clears = True  # False: the range maps nothing, the gather has nothing to flush
+
     @step("mm/memory.c:zap_pte_range")
     def zap(self, s):
-        pte_clear(s, s.pmd, 0)
-        s.zapped = True
-        self.tlb_flush_needed = True  # tlb_remove_tlb_entry()
+        if self.clears:
+            pte_clear(s, s.pmd, 0)
+            self.tlb_flush_needed = True  # tlb_remove_tlb_entry()
         return self.tlb_finish_mmu()
 
 
-def keep_table():
+class Untouched(KeepTable):
+    clears = False
+
+
+def keep_table(kind=None):
     def init(mem):
         rcu_init(mem)
         PageTables(mem, pages=1, entries=2, rcu_head=True)
@@ -73,10 +79,11 @@ def keep_table():
         set_pte_at(mem, table, 0, present(1))
         set_pte_at(mem, table, 1, present(2))
         mem.pmd = table
-        mem.zapped = False
-    return (model(init, lambda: [KeepTable("zap"), RcuCallbacks()]),
+    kind = kind or KeepTable
+    left = [None, present(2)] if kind.clears else [present(1), present(2)]
+    return (model(init, lambda: [kind("zap"), RcuCallbacks()]),
             [deadlock_free(), never("double-call-rcu"),
-             at_end(lambda s: allocated_pages(s) == [0] and linked_entries(s) == [None, present(2)])])
+             at_end(lambda s: allocated_pages(s) == [0] and linked_entries(s) == left)])
 
 
 class IrqWalker(Thread):
@@ -134,6 +141,9 @@ CASES = [
          lambda: gather(NolockWalker, flush_between=True), "holds", None, 0, 78),
     Case("gather: no table freed", "mmu_gather.tlb_finish_mmu flushes cleared entries; no batch",
          keep_table, "holds", None, 0, 3),
+    # 2 states: the zap's only step goes straight to DONE (no flush step).
+    Case("gather: nothing to flush", "mmu_gather.tlb_flush_mmu: no flush when nothing was cleared",
+         lambda: keep_table(Untouched), "holds", None, 0, 2),
 ]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ptmc import DONE, Blocked, Thread, step
 from ptmc.kernel.atomic import atomic_add, atomic_inc_not_zero, atomic_read, atomic_sub_and_test
-from ptmc.kernel.pgtable import (HUGE, ZERO_PAGE, PageTables, allocated_pages, linked_entries, mm_dec_nr_ptes,
+from ptmc.kernel.pgtable import (HUGE, ZERO_PAGE, PageTables, allocated_pages, linked_entries, mm_dec_nr_ptes, pmd_lockptr,
                                  mm_inc_nr_ptes, pmd_clear, pmd_none, pmd_populate, pmd_same, pmd_table,
                                  present, pt, pte_alloc_one, pte_clear, pte_free, pte_lockptr, pte_none,
                                  pte_offset_map, pte_offset_map_nolock, ptep_get, set_pte_at)
@@ -16,13 +16,17 @@ from ptmc.properties import at_end, deadlock_free, invariant, never
 from .case import Case, model
 
 
-def tables(pages=2, entries=1, split=True, mapped=True, refcount=0, rcu=False):
-    """A pmd linking pt0 (its e0 mapping data page 1 when ``mapped``), ``pages`` pages in all."""
+def tables(pages=2, entries=1, split=True, mapped=True, refcount=0, rcu=False, second=False):
+    """A pmd linking pt0 (its e0 mapping data page 1 when ``mapped``), ``pages`` pages in all.
+    ``second``: pt0 is allocated but unused and the pmd links pt1 (page index != generation)."""
     def init(mem):
         if rcu:
             rcu_init(mem)
         PageTables(mem, pages=pages, entries=entries, fields={"count": refcount}, split_ptlocks=split)
         table = pte_alloc_one(mem)
+        if second:
+            mem.spare = table
+            table = pte_alloc_one(mem)
         if mapped:
             set_pte_at(mem, table, 0, present(1))
         mem.pmd = table
@@ -229,6 +233,16 @@ class Unlinker(Thread):
         pte_free(s, self.old)
 
 
+class HalfMapped(Unlinker):
+    """Entry 0 of two is emptied, entry 1 still maps a page when the table is unlinked."""
+
+    @step("mm/memory.c:zap_pte_range")
+    def zap(self, s):
+        set_pte_at(s, s.pmd, 0, None)
+        set_pte_at(s, s.pmd, 1, present(2))
+        return "unlink"  # a subclass's own last step would fall through to DONE
+
+
 class NoFlush(Unlinker):
     flush = False
 
@@ -241,9 +255,10 @@ class ZeroPage(Unlinker):
     entry = present(ZERO_PAGE)
 
 
-def unlink(kind):
-    return (model(tables(), lambda: [kind("t")]),
-            [never("use-after-free"), never("unlink-mapped-table"), at_end(lambda s: allocated_pages(s) == [])])
+def unlink(kind, second=False, entries=1):
+    spare = [0] if second else []
+    return (model(tables(second=second, entries=entries, pages=3 if second else 2), lambda: [kind("t")]),
+            [never("use-after-free"), never("unlink-mapped-table"), at_end(lambda s: allocated_pages(s) == spare)])
 
 
 class LateFault(Thread):
@@ -386,13 +401,40 @@ class Counter(Thread):
         mm_dec_nr_ptes(s)
         s.seen = (pmd_none(None), pmd_none(s.pmd), pmd_table(s.pmd), pmd_table(HUGE), pte_none(None),
                   pte_none(present(1)), pmd_same(pt(0, 0), pt(0, 1)), pmd_same(pt(0, 0), None),
-                  tuple(linked_entries(s)))
+                  tuple(linked_entries(s)), pmd_lockptr(s))
+        pte_clear(s, s.pmd, 0)
+        pmd_clear(s)
+        s.seen += (tuple(linked_entries(s)),)
 
 
 def counters():
-    return (model(tables(), lambda: [Counter("t")]),
+    # pt1 is linked (pt0 is a spare): linked_entries() must read the linked page.
+    return (model(tables(pages=3, second=True), lambda: [Counter("t")]),
             [at_end(lambda s: s.nr_ptes == 1 and s.seen == (True, False, True, False, True, False, True, False,
-                                                           (present(1),)))])
+                                                           (present(1),), "pml", ()))])
+
+
+class Relock(Thread):
+    """Frees pt0 while holding its ptl (a buggy caller), then reallocates it: the new page's
+    ptlock is initialised (pagetable_pte_ctor), so taking it is no self-deadlock."""
+
+    @step("x.c:lock_free")
+    def lock_free(self, s):
+        table = s.pmd
+        spin_lock(s, table.ptl)
+        pte_clear(s, table, 0)
+        pmd_clear(s)
+        flush_tlb_mm_range(s)
+        pte_free(s, table)
+
+    @step("x.c:alloc_lock")
+    def alloc_lock(self, s):
+        s.pmd = pte_alloc_one(s)
+        spin_lock(s, s.pmd.ptl)
+
+
+def alloc_initialises_ptl():
+    return model(tables(), lambda: [Relock("t")]), [never("self-deadlock"), deadlock_free()]
 
 
 class TryGet(Thread):
@@ -476,6 +518,14 @@ CASES = [
          "violated", "never unlink-mapped-table", 2, 2),
     Case("unlink a zero-page table", "pgtable.pmd_clear: the zero page is not lost", lambda: unlink(ZeroPage),
          "holds", None, 0, 5),
+    Case("free pt1 before the TLB flush", "pgtable.pte_free: the stale-TLB check by page index",
+         lambda: unlink(NoFlush, second=True), "violated", "never use-after-free", 4, 4),
+    Case("unlink a mapped pt1", "pgtable.pmd_clear: the unlinked page's own entries",
+         lambda: unlink(Mapped, second=True), "violated", "never unlink-mapped-table", 2, 2),
+    Case("unlink a half-mapped table", "pgtable.pmd_clear: any entry still mapping a page",
+         lambda: unlink(HalfMapped, entries=2), "violated", "never unlink-mapped-table", 2, 2),
+    Case("allocation initialises the ptl", "pgtable.PageTables.reset: the ptl too",
+         alloc_initialises_ptl, "holds", None, 0, 3),
     Case("write into an unlinked table", "pgtable.set_pte_at: pte-in-unlinked-table", write_into_unlinked,
          "violated", "never pte-in-unlinked-table", 3, 7),
     Case("split ptl is not the pml", "pgtable.pte_lockptr: split ptlocks", lambda: ptl_vs_pml(True),

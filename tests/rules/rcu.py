@@ -224,6 +224,113 @@ def ipi(reader):
             [invariant(not_freed_under_old_reader), deadlock_free()])
 
 
+class Section(Thread):
+    """A read-side section of one kind (``enter``/``leave``) with its own flag ``<name>_in``."""
+
+    enter = staticmethod(rcu_read_lock)
+    leave = staticmethod(rcu_read_unlock)
+
+    @step("x.c:enter")
+    def lock(self, s):
+        self.enter(s)
+        s.store(f"{self.name}_in", True)
+
+    @step("x.c:leave")
+    def unlock(self, s):
+        self.leave(s)
+        s.store(f"{self.name}_in", False)
+
+
+class IrqSection(Section):
+    enter = staticmethod(local_irq_save)
+    leave = staticmethod(local_irq_restore)
+
+
+class Waiter(Thread):
+    """Records who is inside, then waits (for the IPI, or a grace period) and frees."""
+
+    wait = None
+
+    @step("x.c:start")
+    def start(self, s):
+        s.old = (s.r1_in, s.r2_in)
+        if self.wait is Sync:
+            synchronize_rcu(s)
+        elif self.wait is CallRcu:
+            call_rcu(s, "obj.rcu_head", reclaim, "obj")
+            return DONE
+
+    @step("x.c:wait")
+    def wait_step(self, s):
+        if self.wait is Sync:
+            synchronize_rcu_wait(s)
+        else:
+            smp_call_function_wait(s)
+        s.obj_freed = True
+
+
+def two_sections(section, wait):
+    def init(mem):
+        rcu_cells("obj")(mem)
+        mem.r1_in = mem.r2_in = False
+
+    def threads():
+        w = Waiter("updater")
+        w.wait = wait
+        return [section("r1"), section("r2"), w, RcuCallbacks()]
+    return (model(init, threads),
+            [invariant(lambda s: not (s.obj_freed and ((s.r1_in and s.old[0]) or (s.r2_in and s.old[1])))),
+             deadlock_free()])
+
+
+class SyncTwice(Thread):
+    """synchronize_rcu() twice; the reader may enter between the two."""
+
+    @step("kernel/rcu/tree.c:synchronize_rcu")
+    def sync1(self, s):
+        synchronize_rcu(s)
+
+    @step("kernel/rcu/tree.c:synchronize_rcu")
+    def wait1(self, s):
+        synchronize_rcu_wait(s)
+
+    @step("kernel/rcu/tree.c:synchronize_rcu")
+    def sync2(self, s):
+        s.old = s.inside
+        synchronize_rcu(s)
+
+    @step("kernel/rcu/tree.c:synchronize_rcu")
+    def wait2(self, s):
+        synchronize_rcu_wait(s)
+
+    @step("mm/x.c:free")
+    def free(self, s):
+        s.obj_freed = True
+
+
+def sync_twice():
+    return (model(rcu_cells("obj"), lambda: [Reader("reader"), SyncTwice("updater")]),
+            [invariant(not_freed_under_old_reader), deadlock_free()])
+
+
+class SyncOnly(Thread):
+    """Another CPU's synchronize_rcu(), for its own purpose."""
+
+    @step("kernel/rcu/tree.c:synchronize_rcu")
+    def sync(self, s):
+        synchronize_rcu(s)
+
+    @step("kernel/rcu/tree.c:synchronize_rcu")
+    def wait(self, s):
+        synchronize_rcu_wait(s)
+
+
+def two_syncers():
+    # Two updaters wait for grace periods at once: each one's return removes only its own.
+    return (model(rcu_cells("obj"), lambda: [Reader("reader"), SyncOnly("other"), Sync("updater")]),
+            [invariant(not_freed_under_old_reader), deadlock_free()])
+
+
 def ipi_own_irqs_off():
     return model(rcu_cells(), lambda: [IpiFromIrqsOff("t")]), [deadlock_free(), at_end(lambda s: s.irqs_off == ())]
 
@@ -263,6 +370,16 @@ CASES = [
          lambda: ipi(IrqsOff), "holds", None, 0, 9),
     Case("IPI does not wait for an RCU reader", "irq.smp_call_function_wait: not by rcu_read_lock()",
          lambda: ipi(Reader), "violated", "not_freed_under_old_reader", 3, 10),
+    Case("IPI waits for every IRQs-off CPU", "irq.local_irq_restore re-enables only its own CPU",
+         lambda: two_sections(IrqSection, Ipi), "holds", None, 0, 50),
+    Case("grace period waits for every reader", "rcu.rcu_read_unlock drops only its own reader",
+         lambda: two_sections(Section, Sync), "holds", None, 0, 50),
+    Case("callback waits for every reader", "rcu.call_rcu waits for all readers present",
+         lambda: two_sections(Section, CallRcu), "holds", None, 0, 50),
+    Case("synchronize_rcu twice", "rcu.synchronize_rcu_wait removes its finished grace period",
+         sync_twice, "holds", None, 0, 23),
+    Case("two synchronize_rcu at once", "rcu.synchronize_rcu_wait removes only its own",
+         two_syncers, "holds", None, 0, 53),
     Case("IPI from an IRQs-off CPU", "irq.smp_call_function_wait: the sender's own IRQs do not count",
          ipi_own_irqs_off, "holds", None, 0, 4),
 ]
