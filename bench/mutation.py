@@ -369,8 +369,11 @@ def corpus_entries(which: str, root: Path):
     sys.path.insert(0, str(root / "tests"))
     import rules
 
-    def rule(case):
-        return case.name, lambda: outcome(case.run(guard=True)), [case.verdict, case.check, case.steps, case.states]
+    def rule(case):  # the rule models also fix the depth reported (BFS levels, or the counterexample's)
+        def run():
+            r = case.run(guard=True)
+            return [*outcome(r), r.depth]
+        return case.name, run, [case.verdict, case.check, case.steps, case.states, case.depth]
     return [rule(c) for c in rules.CASES]
 
 
@@ -381,7 +384,7 @@ def corpus_main(which: str, root: Path, stop_early: bool) -> int:
         try:
             got = run()
         except Exception as e:  # noqa: BLE001 - a mutant may break anything: that is a change
-            got = [f"error: {type(e).__name__}: {str(e)[:200]}", None, None, None]
+            got = [f"error: {type(e).__name__}: {str(e)[:200]}"]
         print(json.dumps({"name": name, "got": got, "expected": expected}), flush=True)
         if got != expected:
             differs = 1

@@ -16,8 +16,8 @@ def test_case_names_are_unique():
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_rule(case):
     r = case.run()
-    outcome = (r.verdict, r.violation.check if r.violation else None, len(r.trace), r.states)
-    assert outcome == (case.verdict, case.check, case.steps, case.states), case.rule
+    outcome = (r.verdict, r.violation.check if r.violation else None, len(r.trace), r.states, r.depth)
+    assert outcome == (case.verdict, case.check, case.steps, case.states, case.depth), case.rule
 
 
 @pytest.mark.xfail(strict=True, reason="kernel/mmu_gather.py keeps one batch rcu_head per thread: a second "

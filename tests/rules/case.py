@@ -16,6 +16,7 @@ class Case:
     check: str | None  # the violated check's name
     steps: int  # counterexample length (0 when it holds)
     states: int
+    depth: int = -1  # the depth reported: BFS levels explored, or the counterexample's length
     max_states: int | None = None
     reset_dead_locals: bool = True
 

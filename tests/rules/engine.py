@@ -238,6 +238,35 @@ def first_of_a_level(kind):
     return model(cells(), lambda: [kind("t")]), [at_end(lambda s: "ended"), deadlock_free()]
 
 
+class TwoEvents(Thread):
+    """One step that reports two watched events: the first reported is the violation."""
+
+    @step("x.c:both")
+    def both(self, s):
+        s.report("double-free", "t frees twice")
+        s.report(BAD, "t uses what it freed")
+
+
+def first_event_of_a_transition():
+    return model(cells(), lambda: [TwoEvents("t")]), [never(BAD), never("double-free")]
+
+
+class ForkBad(Fork):
+    """As Fork, but the bad way breaks an invariant (x := 1) one step later."""
+
+    first_step = "fork"  # own steps come first: start at the inherited fork
+
+    @step("x.c:bad")
+    def bad(self, s):
+        s.x = 1
+
+
+def shortest_invariant_across_kinds():
+    # Level 1: t at bad, t at stuck. Expanding "bad" breaks the invariant in 2 steps; "stuck",
+    # later in level 1, is a deadlock of 1 step: the shorter one is reported.
+    return model(cells(x=0), lambda: [ForkBad("t")]), [invariant(lambda s: s.x == 0), deadlock_free()]
+
+
 class Slow(Thread):
     """Three steps to an event."""
 
@@ -348,53 +377,57 @@ def load_store_and_maybe():
 
 CASES = [
     Case("lost update", "bfs.explore: at_end judged in final states; BFS order", lost_update,
-         "violated", "<lambda>", 4, 12),
+         "violated", "<lambda>", 4, 12, depth=4),
     Case("all states, dead locals reset", "system.successors: a finished thread's locals are reset",
-         no_checks, "holds", None, 0, 12),
+         no_checks, "holds", None, 0, 12, depth=4),
     Case("all states, no reset", "system.System(reset_dead_locals=False) keeps them", no_checks,
-         "holds", None, 0, 13, reset_dead_locals=False),
+         "holds", None, 0, 13, reset_dead_locals=False, depth=4),
     # (r,r); level 1: (w,r), (r,w); expanding (w,r): a.write reaches x=1, the 4th state.
     Case("invariant on new states", "bfs.explore: each new state is checked", x_below_one,
-         "violated", "<lambda>", 2, 4),
+         "violated", "<lambda>", 2, 4, depth=2),
     Case("invariant on the initial state", "bfs.explore: the initial state is checked",
-         x_below_three_from_three, "violated", "<lambda>", 0, 1),
+         x_below_three_from_three, "violated", "<lambda>", 0, 1, depth=0),
     Case("invariant returning None holds", "bfs._evaluate: None and True mean true",
-         invariant_none_is_true, "holds", None, 0, 12),
+         invariant_none_is_true, "holds", None, 0, 12, depth=4),
     Case("at_end only in final states", "bfs.explore: at_end only where every thread finished",
-         at_end_only_when_finished, "holds", None, 0, 12),
+         at_end_only_when_finished, "holds", None, 0, 12, depth=4),
     Case("last combination of choices", "system._next_script: every combination, the last too",
-         last_combination, "violated", "<lambda>", 1, 7),
+         last_combination, "violated", "<lambda>", 1, 7, depth=1),
     Case("event on a transition to a visited state", "bfs.explore: events on every transition",
-         event_to_visited_state, "violated", f"never {BAD}", 1, 2),
-    Case("jumps by method and DONE", "system.successors: returned step, DONE", jumps, "holds", None, 0, 3),
+         event_to_visited_state, "violated", f"never {BAD}", 1, 2, depth=1),
+    Case("jumps by method and DONE", "system.successors: returned step, DONE", jumps, "holds", None, 0, 3, depth=2),
     Case("fall-through and first_step", "system.System: fall-through within a class; Thread.start_pc",
-         fall_through, "holds", None, 0, 8),
-    Case("blocked step is no transition", "system.successors: Blocked", blocked_until_set, "holds", None, 0, 3),
+         fall_through, "holds", None, 0, 8, depth=4),
+    Case("blocked step is no transition", "system.successors: Blocked", blocked_until_set, "holds", None, 0, 3, depth=2),
     Case("deadlock", "bfs.explore: no successor, unfinished thread", lone_waiter, "violated",
-         "deadlock free", 0, 1),
+         "deadlock free", 0, 1, depth=0),
     Case("no at_end in a deadlock", "bfs.explore: a deadlocked state is not final", lone_waiter_at_end,
-         "holds", None, 0, 1),
+         "holds", None, 0, 1, depth=0),
     Case("shortest across kinds", "bfs.explore: the rest of the level is scanned for shorter ones",
-         shortest_across_kinds, "violated", "deadlock free", 1, 3),
+         shortest_across_kinds, "violated", "deadlock free", 1, 3, depth=1),
     Case("end failure before a deadlock of the same length", "bfs.explore: only a shorter one replaces",
-         lambda: first_of_a_level(Ends), "violated", "<lambda>", 1, 3),
+         lambda: first_of_a_level(Ends), "violated", "<lambda>", 1, 3, depth=1),
     Case("deadlock before an end failure of the same length", "bfs.explore: only a shorter one replaces",
-         lambda: first_of_a_level(StuckFirst), "violated", "deadlock free", 1, 3),
+         lambda: first_of_a_level(StuckFirst), "violated", "deadlock free", 1, 3, depth=1),
+    Case("first event of a transition", "bfs.explore: the first watched event of a transition",
+         first_event_of_a_transition, "violated", "never double-free", 1, 1, depth=1),
+    Case("shortest invariant across kinds", "bfs.explore: a deadlock shorter than an invariant failure",
+         shortest_invariant_across_kinds, "violated", "deadlock free", 1, 4, depth=1),
     # (s1,q1); (s2,q1), (s1,q2); expanding (s2,q1) adds (s3,q1), (s2,q2); then q2's event.
-    Case("shortest event", "bfs.explore: breadth first", shortest_event, "violated", f"never {BAD}", 2, 5),
+    Case("shortest event", "bfs.explore: breadth first", shortest_event, "violated", f"never {BAD}", 2, 5, depth=2),
     Case("choice without options blocks", "state.Mem.choose: no options is Blocked", no_option_blocks,
-         "violated", "deadlock free", 0, 1),
+         "violated", "deadlock free", 0, 1, depth=0),
     Case("oops ends the thread", "system.successors: Stop(OOPS); system.unfinished", oops_is_dead_not_deadlocked,
-         "holds", None, 0, 2),
+         "holds", None, 0, 2, depth=1),
     Case("hung is a deadlock", "system.unfinished: a hung thread is unfinished", hung_is_deadlocked,
-         "violated", "deadlock free", 1, 2),
+         "violated", "deadlock free", 1, 2, depth=1),
     Case("daemon is not waited for", "system.unfinished: daemons never count", daemon_not_waited_for,
-         "holds", None, 0, 3),
-    Case("unwatched event", "bfs.explore: only events a never() names", unwatched_event, "holds", None, 0, 2),
+         "holds", None, 0, 3, depth=2),
+    Case("unwatched event", "bfs.explore: only events a never() names", unwatched_event, "holds", None, 0, 2, depth=1),
     # The violating transition's target is not stored: 1 state (the unwatched run stores it: 2).
-    Case("watched event", "bfs.explore: events a never() names", watched_event, "violated", "never bad-unlock", 1, 1),
-    Case("load, store, maybe", "state.Mem.load/store/maybe", load_store_and_maybe, "violated", "<lambda>", 1, 3),
+    Case("watched event", "bfs.explore: events a never() names", watched_event, "violated", "never bad-unlock", 1, 1, depth=1),
+    Case("load, store, maybe", "state.Mem.load/store/maybe", load_store_and_maybe, "violated", "<lambda>", 1, 3, depth=1),
     # (r,r) -> 3 states; expanding (w,r) adds (d,r), (w,w): 5 reached, the limit.
     Case("state limit", "bfs.explore: max_states ends inconclusive", no_checks, "inconclusive", None, 0, 5,
-         max_states=5),
+         max_states=5, depth=1),
 ]

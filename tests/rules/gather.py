@@ -126,24 +126,24 @@ def gather(walker, fallback="call_rcu", can_fail=True, tables=1, flush_between=F
 
 CASES = [
     Case("gather: PT_RECLAIM frees after RCU", "mmu_gather: batch or table call_rcu after the flush",
-         lambda: gather(NolockWalker), "holds", None, 0, 37),
+         lambda: gather(NolockWalker), "holds", None, 0, 37, depth=7),
     Case("gather: semi-RCU IPI frees under a walker", "mmu_gather.tlb_remove_table_sync_one: the IPI",
-         lambda: gather(NolockWalker, "ipi"), "violated", "never use-after-free", 6, 35),
+         lambda: gather(NolockWalker, "ipi"), "violated", "never use-after-free", 6, 35, depth=6),
     Case("gather: semi-RCU IPI waits for GUP-fast", "mmu_gather.tlb_remove_table_sync_one waits for IRQs off",
-         lambda: gather(IrqWalker, "ipi"), "holds", None, 0, 37),
+         lambda: gather(IrqWalker, "ipi"), "holds", None, 0, 37, depth=6),
     Case("gather: batch of two tables", "mmu_gather.pte_free_tlb batches; tlb_remove_table_rcu frees all",
-         lambda: gather(NolockWalker, can_fail=False, tables=2), "holds", None, 0, 45),
+         lambda: gather(NolockWalker, can_fail=False, tables=2), "holds", None, 0, 45, depth=9),
     Case("gather: two tables, allocation may fail", "mmu_gather: tlb_resume continues the zap",
-         lambda: gather(IrqWalker, tables=2), "holds", None, 0, 218),
+         lambda: gather(IrqWalker, tables=2), "holds", None, 0, 218, depth=11),
     Case("gather: flush in the middle", "mmu_gather.tlb_flush_mmu continues where it was called",
-         lambda: gather(NolockWalker, can_fail=False, flush_between=True), "holds", None, 0, 47),
+         lambda: gather(NolockWalker, can_fail=False, flush_between=True), "holds", None, 0, 47, depth=9),
     Case("gather: flush in the middle, allocation may fail", "mmu_gather.tlb_flush_mmu after the fallback",
-         lambda: gather(NolockWalker, flush_between=True), "holds", None, 0, 78),
+         lambda: gather(NolockWalker, flush_between=True), "holds", None, 0, 78, depth=9),
     Case("gather: no table freed", "mmu_gather.tlb_finish_mmu flushes cleared entries; no batch",
-         keep_table, "holds", None, 0, 3),
+         keep_table, "holds", None, 0, 3, depth=2),
     # 2 states: the zap's only step goes straight to DONE (no flush step).
     Case("gather: nothing to flush", "mmu_gather.tlb_flush_mmu: no flush when nothing was cleared",
-         lambda: keep_table(Untouched), "holds", None, 0, 2),
+         lambda: keep_table(Untouched), "holds", None, 0, 2, depth=1),
 ]
 
 
