@@ -25,7 +25,8 @@ class Case:
         inconclusive instead of running on)."""
         model, checks = self.build()
         limit = self.max_states if self.max_states is not None else (2 * self.states + 100 if guard else None)
-        system = System(model, reset_dead_locals=self.reset_dead_locals)
+        # System's own default when the reduction is on: the default is a rule too
+        system = System(model) if self.reset_dead_locals else System(model, reset_dead_locals=False)
         return describe(system, explore(system, checks, max_states=limit), model, checks, self.name)
 
 

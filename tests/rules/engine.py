@@ -361,6 +361,14 @@ def watched_event():
     return model(cells(), lambda: [Reporter("t")]), [never(BAD), never("bad-unlock")]
 
 
+def init_reads_back():
+    # Model.init may read what it declared (state._Declaring): y is x + 1 from the start.
+    def init(mem):
+        mem.x = 1
+        mem.y = mem.x + 1
+    return model(init, lambda: [Incrementer("a")]), [invariant(lambda s: s.y == 2)]
+
+
 class Pair(Thread):
     """Writes both halves of a pair in one step: a state holds tuples."""
 
@@ -428,6 +436,8 @@ CASES = [
     Case("watched event", "bfs.explore: events a never() names", watched_event, "violated", "never bad-unlock", 1, 1, depth=1),
     Case("load, store, maybe", "state.Mem.load/store/maybe", load_store_and_maybe, "violated", "<lambda>", 1, 3, depth=1),
     # (r,r) -> 3 states; expanding (w,r) adds (d,r), (w,w): 5 reached, the limit.
+    Case("init reads what it declared", "state._Declaring: declared cells read back", init_reads_back,
+         "holds", None, 0, 3, depth=2),
     Case("state limit", "bfs.explore: max_states ends inconclusive", no_checks, "inconclusive", None, 0, 5,
          max_states=5, depth=1),
 ]
