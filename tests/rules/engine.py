@@ -2,9 +2,11 @@
 state and memory view (state.py): each case's verdict or state count depends on one of them."""
 from __future__ import annotations
 
-from ptmc import DONE, Blocked, Thread, step
+from ptmc import DONE, Blocked, Model, Param, Thread, step
+from ptmc.kernel.pgtable import PageTables, present, pte_alloc_one, pte_clear, set_pte_at
 from ptmc.kernel.rcu import RcuCallbacks, rcu_init
 from ptmc.properties import at_end, deadlock_free, invariant, never
+from ptmc.smt import Counters
 
 from .case import Case, cells, model
 
@@ -369,6 +371,50 @@ def init_reads_back():
     return model(init, lambda: [Incrementer("a")]), [invariant(lambda s: s.y == 2)]
 
 
+class Entries(Counters):
+    """Per PTE page: its non-none entries (the explorer checks every step's declared effect)."""
+
+    page = ("live", "entries")
+    sizes = {"PTRS_PER_PTE": "entries"}
+    domain = "0 <= entries <= PTRS_PER_PTE"
+    invariant = "entries <= PTRS_PER_PTE"
+
+    def of_page(self, page):
+        return {"live": int(page.live), "entries": sum(e is not None for e in page.entries)}
+
+
+class Zero(Entries):
+    invariant = "entries == 0 or live == 0"  # false from the start: pt0 maps a page
+
+
+class Clear(Thread):
+    @step("mm/memory.c:zap_pte_range", effect={"when": "entries >= 1", "entries": "entries - 1"})
+    def zap(self, s):
+        pte_clear(s, s.pmd, 0)
+
+
+class ClearWrong(Thread):
+    @step("mm/memory.c:zap_pte_range", effect={"when": "entries >= 1", "entries": "entries"})
+    def zap(self, s):
+        pte_clear(s, s.pmd, 0)
+
+
+def counted(thread, counters=Entries):
+    class Counted(Model):
+        entries = Param(1, "entries per PTE page")
+        name = "counted"
+
+        def init(self, mem):
+            PageTables(mem, pages=1, entries=self.entries)
+            mem.pmd = pte_alloc_one(mem)
+            set_pte_at(mem, mem.pmd, 0, present(1))
+
+        def threads(self):
+            return [thread("zap")]
+    Counted.counters = counters()
+    return Counted(), []
+
+
 class Pair(Thread):
     """Writes both halves of a pair in one step: a state holds tuples."""
 
@@ -438,6 +484,12 @@ CASES = [
     # (r,r) -> 3 states; expanding (w,r) adds (d,r), (w,w): 5 reached, the limit.
     Case("init reads what it declared", "state._Declaring: declared cells read back", init_reads_back,
          "holds", None, 0, 3, depth=2),
+    Case("declared effect matches", "bfs.explore: the effect link on every transition", lambda: counted(Clear),
+         "holds", None, 0, 2, depth=1),
+    Case("declared effect is wrong", "bfs.explore: an effect-link failure is a violation",
+         lambda: counted(ClearWrong), "violated", "effects match code", 1, 1, depth=1),
+    Case("initial state breaks the counting invariant", "bfs.explore: the effect link on the initial state",
+         lambda: counted(Clear, Zero), "violated", "effects match code", 0, 1, depth=0),
     Case("state limit", "bfs.explore: max_states ends inconclusive", no_checks, "inconclusive", None, 0, 5,
          max_states=5, depth=1),
 ]
