@@ -7,7 +7,8 @@ from __future__ import annotations
 from ptmc import Thread, step
 from ptmc.kernel.irq import local_irq_restore, local_irq_save
 from ptmc.kernel.mmu_gather import FINISH, MmuGather, mmu_gather_init
-from ptmc.kernel.pgtable import (PageTables, allocated_pages, linked_entries, pmd_clear, pmd_populate, pmd_table, present,
+from ptmc.kernel.pgtable import (PageTables, allocated_pages, linked_entries, pmd_clear, pmd_populate, pmd_table,
+                                 present,
                                  pte_alloc_one, pte_clear, ptep_get, set_pte_at)
 from ptmc.kernel.rcu import RcuCallbacks, rcu_init
 from ptmc.properties import at_end, deadlock_free, never

@@ -2,9 +2,10 @@
 (kernel/atomic.py)."""
 from __future__ import annotations
 
-from ptmc import DONE, Blocked, Thread, step
+from ptmc import DONE, Thread, step
 from ptmc.kernel.atomic import atomic_add, atomic_inc_not_zero, atomic_read, atomic_sub_and_test
-from ptmc.kernel.pgtable import (HUGE, ZERO_PAGE, PageTables, allocated_pages, linked_entries, mm_dec_nr_ptes, pmd_lockptr,
+from ptmc.kernel.pgtable import (HUGE, ZERO_PAGE, PageTables, allocated_pages, linked_entries, mm_dec_nr_ptes,
+                                 pmd_lockptr,
                                  mm_inc_nr_ptes, pmd_clear, pmd_none, pmd_populate, pmd_same, pmd_table,
                                  present, pt, pte_alloc_one, pte_clear, pte_free, pte_lockptr, pte_none,
                                  pte_offset_map, pte_offset_map_nolock, ptep_get, set_pte_at)
@@ -80,7 +81,8 @@ class Reallocator(Freer):
 
 
 def use_after_free(freer=Freer):
-    return model(tables(), lambda: [Walker("walker"), freer("freer")]), [never("use-after-free"), never("double-free")]
+    return (model(tables(), lambda: [Walker("walker"), freer("freer")]),
+            [never("use-after-free"), never("double-free")])
 
 
 class Reuser(Thread):
@@ -499,13 +501,16 @@ CASES = [
          "violated", "never use-after-free", 5, 5, depth=5),
     Case("walker vs free and reuse", "pgtable.pte_alloc_one reuses the lowest page, generation + 1",
          lambda: use_after_free(Reallocator), "violated", "never use-after-free", 5, 19, depth=5),
-    Case("double free", "pgtable.pte_free: double-free", double_free, "violated", "never double-free", 2, 2, depth=2),
+    Case("double free", "pgtable.pte_free: double-free", double_free,
+         "violated", "never double-free", 2, 2, depth=2),
     Case("double free after reuse", "pgtable.pte_free: a stale generation is a double free",
          double_free_after_reuse, "violated", "never double-free", 3, 3, depth=3),
     Case("map a none pmd", "pgtable.pte_offset_map: not a table is a use-after-free",
-         lambda: map_not_a_table(Mapper, never("use-after-free")), "violated", "never use-after-free", 2, 2, depth=2),
+         lambda: map_not_a_table(Mapper, never("use-after-free")),
+         "violated", "never use-after-free", 2, 2, depth=2),
     Case("map a huge pmd", "pgtable.pte_offset_map: a huge pmd is not a table",
-         lambda: map_not_a_table(HugeMapper, never("use-after-free")), "violated", "never use-after-free", 2, 2, depth=2),
+         lambda: map_not_a_table(HugeMapper, never("use-after-free")),
+         "violated", "never use-after-free", 2, 2, depth=2),
     Case("map a none pmd oopses", "pgtable.pte_offset_map: Stop(OOPS)",
          lambda: map_not_a_table(Mapper, invariant(lambda s: s.seen is None)), "holds", None, 0, 3, depth=2),
     Case("allocation is clean", "pgtable.pte_alloc_one: lowest free, reset fields; allocated_pages",
@@ -538,6 +543,8 @@ CASES = [
          nolock_of_none_leaves_rcu, "holds", None, 0, 6, depth=3),
     Case("nr_ptes and pmd helpers", "pgtable.mm_inc/dec_nr_ptes, pmd_none, pmd_table, pmd_same, linked_entries",
          counters, "holds", None, 0, 2, depth=1),
-    Case("refcounted table", "atomic.atomic_inc_not_zero, atomic_sub_and_test", refcount, "holds", None, 0, 9, depth=4),
-    Case("atomics", "atomic: add returns the new value, sub_and_test, inc_not_zero", atomics, "holds", None, 0, 2, depth=1),
+    Case("refcounted table", "atomic.atomic_inc_not_zero, atomic_sub_and_test", refcount,
+         "holds", None, 0, 9, depth=4),
+    Case("atomics", "atomic: add returns the new value, sub_and_test, inc_not_zero", atomics,
+         "holds", None, 0, 2, depth=1),
 ]
