@@ -463,8 +463,11 @@ class Job:
             (failed or lines or [""])[-1]
 
     def suite(self, files, timeout):
+        # An installed ptmc (e.g. another checkout, pip install -e) may register a pytest plugin
+        # that this tree does not have: only this tree's code may run.
+        own_plugin = (self.root / "src" / "ptmc" / "pytest_plugin.py").exists()
         cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-rfE", "-p", "no:cacheprovider",
-               "--hypothesis-seed=0", *files]
+               *([] if own_plugin else ["-p", "no:ptmc"]), "--hypothesis-seed=0", *files]
         outcome, seconds, last = self.run(cmd, timeout)
         if outcome == "fail" and any(name in last for name in FLAKY):
             outcome, more, last = self.run(cmd, timeout)  # timing-dependent: once more
