@@ -27,7 +27,8 @@ class Case:
         limit = self.max_states if self.max_states is not None else (2 * self.states + 100 if guard else None)
         # System's own default when the reduction is on: the default is a rule too
         system = System(model) if self.reset_dead_locals else System(model, reset_dead_locals=False)
-        return describe(system, explore(system, checks, max_states=limit), model, checks, self.name)
+        ex = explore(system, checks, max_states=limit, observers=model.observers(system))
+        return describe(system, ex, model, checks, self.name)
 
 
 def model(init, threads, name: str = "rule") -> Model:

@@ -511,8 +511,10 @@ CASES = [
     Case("map a huge pmd", "pgtable.pte_offset_map: a huge pmd is not a table",
          lambda: map_not_a_table(HugeMapper, never("use-after-free")),
          "violated", "never use-after-free", 2, 2, depth=2),
-    Case("map a none pmd oopses", "pgtable.pte_offset_map: Stop(OOPS)",
-         lambda: map_not_a_table(Mapper, invariant(lambda s: s.seen is None)), "holds", None, 0, 3, depth=2),
+    # The map reports a use-after-free the invariant does not check: that path ends there
+    # (undefined behaviour, bfs.explore), so the oopsed state is never stored: 2 states.
+    Case("map a none pmd oopses", "pgtable.pte_offset_map: a use-after-free; the path ends",
+         lambda: map_not_a_table(Mapper, invariant(lambda s: s.seen is None)), "holds", None, 0, 2, depth=1),
     Case("allocation is clean", "pgtable.pte_alloc_one: lowest free, reset fields; allocated_pages",
          alloc_is_clean, "holds", None, 0, 3, depth=2),
     Case("unlink, flush, free", "pgtable.pmd_clear; tlb: flush before free", lambda: unlink(Unlinker),

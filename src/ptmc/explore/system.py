@@ -233,9 +233,10 @@ def _names_reached(thread) -> dict[str, tuple[str, str]]:
         codes = [fn.__code__]
         while codes:
             code = codes.pop()
-            names = [*code.co_names, *(c for c in code.co_consts if isinstance(c, str))]
             codes += [c for c in code.co_consts if isinstance(c, CodeType)]
-            for name in names:
+            for name in (c for c in code.co_consts if isinstance(c, str)):
+                out.setdefault(name, (step, fn.__name__))  # e.g. layout.objects["pgtables"]
+            for name in code.co_names:  # only names used as names lead to more code
                 out.setdefault(name, (step, fn.__name__))
                 target = fn.__globals__.get(name)
                 if target is None and name.isidentifier():
