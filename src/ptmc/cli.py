@@ -11,9 +11,10 @@ from pathlib import Path
 
 import click
 
-from . import docgen, limits, workflow
+from . import ablation, docgen, limits, workflow
 from .errors import PtmcError, from_user_code
 from .model import load_model_class
+from .render import ablation as render_ablation
 from .render import events as render_events
 from .render import html as render_html
 from .render import json as render_json
@@ -105,6 +106,8 @@ def main():
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=DEFAULT_TIMEOUT,
               show_default=True, help="Solver time-out per z3 obligation, seconds (a time-out is inconclusive).")
 @MAX_MEMORY
+@click.option("--without", "without", multiple=True, metavar="GUARD",
+              help="Switch off one of the model's guards (a lock, recheck, flush or grace period; repeatable).")
 @click.option("--witness", "witnesses", multiple=True, metavar="NAME",
               help="Also print the shortest trace reaching this witness, and write it as an HTML page (repeatable).")
 @click.option("--store", type=click.Choice(["exact", "fingerprint"]), default="exact", show_default=True,
@@ -121,7 +124,7 @@ def main():
               help="Where the HTML viewer links a step's kernel function ({file}, {function} are replaced).")
 @click.pass_context
 def check(ctx, property_file, model_path, variants, settings, max_states, out_dir, timeout, max_memory,
-          witnesses, store, as_json, events, sarif_file, junit_file, source_url):
+          without, witnesses, store, as_json, events, sarif_file, junit_file, source_url):
     """Explore every interleaving of the model and check PROPERTY_FILE (and its z3 obligations)."""
     if as_json and events:
         raise click.UsageError("--json and --events both print on stdout: choose one")
@@ -132,7 +135,7 @@ def check(ctx, property_file, model_path, variants, settings, max_states, out_di
         stream.start("check", property_file)
     result = workflow.check(property_file, model_path=model_path, variants=variants, settings=values,
                             max_states=max_states, max_memory=max_memory, progress=progress,
-                            timeout=timeout, witnesses=witnesses, store=store)
+                            timeout=timeout, witnesses=witnesses, store=store, without=without)
     progress.finish(result.states, result.transitions, result.depth, result.seconds)
     if stream:
         stream.verdict(result)
@@ -196,6 +199,34 @@ def graph(ctx, property_file, view, model_path, variants, settings, max_states, 
     if reason:
         click.echo(f"inconclusive: the graph is only what was explored: {reason}")
         ctx.exit(3)
+
+
+@main.command()
+@click.argument("property_files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--model", "model_path", type=click.Path(dir_okay=False), help="Model file (default: the properties').")
+@click.option("--set", "settings", multiple=True, metavar="NAME=VALUE", help="Set a model parameter (repeatable).")
+@click.option("--sweep", multiple=True, metavar="NAME",
+              help="Also try every value of this boolean or choice parameter, e.g. split_ptlocks (repeatable).")
+@click.option("--pairs", is_flag=True, help="Also switch off every pair of guards.")
+@click.option("--jobs", type=click.IntRange(min=1), help="Runs at once (default: one per core).")
+@click.option("--out", "out_dir", default="out", show_default=True, type=click.Path(file_okay=False),
+              help="Where the counterexamples are written.")
+@click.option("--json", "as_json", is_flag=True, help="Print the table as JSON.")
+@click.pass_context
+def ablate(ctx, property_files, model_path, settings, sweep, pairs, jobs, out_dir, as_json):
+    """Switch off each guard of the model in turn and check PROPERTY_FILES: which guard protects what."""
+    plan, runs = ablation.plan(property_files, model_path=model_path, settings=workflow.parse_settings(settings),
+                               sweep=sweep, pairs=pairs)
+
+    def done(i, n, r, result):
+        without = ",".join(r.without) or "(all guards on)"
+        config = " ".join(f"{k}={v}" for k, v in r.settings)
+        click.echo(f"  [{i}/{n}] {result.property} without {without}{' ' + config if config else ''}: "
+                   f"{result.verdict}, {result.states:,} states, {result.seconds:.1f}s", err=True)
+    ablation.run(plan, runs, jobs=jobs, progress=done, out_dir=out_dir)
+    click.echo((render_ablation.render_json if as_json else render_ablation.render)(plan), nl=False)
+    incomplete = plan.interrupted or any(r.verdict == "inconclusive" for r in plan.results.values())
+    ctx.exit(3 if incomplete else 0)
 
 
 @main.command(name="list")

@@ -92,6 +92,29 @@ class Variant:
         self.help = help
 
 
+class Guard:
+    """A lock, recheck, flush or grace period that exists for the protocol's sake, named where
+    the code has it: a class attribute of the thread (or model) whose code reads it as a bool,
+    true unless ``--without NAME`` switched it off. The code must then be the code without it
+    (a lock not taken is not released either), not a different program. ``reason``: why the
+    code has it, in kernel terms; ``without``: what the code does without it; ``against``: the
+    actor that makes it necessary, when that may be missing from a model (``ptmc ablate``
+    says so when removing it breaks nothing)."""
+
+    def __init__(self, reason: str, without: str, against: str = ""):
+        self.reason, self.without, self.against = reason, without, against
+        self.name = ""
+
+    def __set_name__(self, owner, name):
+        self.name = name
+
+    def __get__(self, obj, owner=None):
+        if obj is None:
+            return self
+        model = obj if isinstance(obj, Model) else obj.model
+        return self.name not in model.without
+
+
 class Thread:
     """A thread kind. Annotated class attributes are its locals; ``@step`` methods its code."""
 
@@ -217,8 +240,9 @@ class Model:
     EVENTS: dict[str, str] = {}
     maintains: tuple = ()
 
-    def __init__(self, params: dict | None = None, variants=()):
+    def __init__(self, params: dict | None = None, variants=(), without=()):
         params, variants = dict(params or {}), list(variants)
+        self.without = frozenset(without)  # guards switched off (checked against guards())
         known_params, known_variants = self.params(), self.variants()
         for name in params:
             if name not in known_params:
@@ -245,6 +269,18 @@ class Model:
     @classmethod
     def variants(cls) -> dict[str, Variant]:
         return _ordered(cls, Variant)
+
+    def guards(self) -> dict[str, Guard]:
+        """The guards of the model and of its threads' classes, in order; an input error if
+        ``without`` names one it does not have."""
+        out = _ordered(type(self), Guard)
+        for thread in self.threads():
+            out.update(_ordered(type(thread), Guard))
+        unknown = sorted(self.without - set(out))
+        if unknown:
+            raise PtmcError(f"unknown guard {unknown[0]!r} for model {self.name}"
+                            f" (known: {', '.join(out) or 'none'})")
+        return out
 
     @classmethod
     def events(cls) -> dict[str, str]:

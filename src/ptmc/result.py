@@ -49,6 +49,7 @@ class Result:
     transitions: int
     depth: int
     seconds: float
+    without: list[str] = field(default_factory=list)  # guards switched off (--without)
     checks: list[str] = field(default_factory=list)
     violation: Violation | None = None
     initial: dict[str, str] = field(default_factory=dict)  # variable -> value, as displayed

@@ -43,7 +43,7 @@ def instantiate(model_path, params: dict, variants) -> Model:
 
 def check(property_file, *, model_path=None, variants=(), settings=None, max_states=None,
           max_memory=None, progress=None, timeout=None, explore=True, witnesses=(), exclude=(),
-          store="exact") -> Result:
+          store="exact", without=()) -> Result:
     """Explore the property's model against its checks (unless ``explore`` is false; without
     the checks named in ``exclude``) and prove its z3 obligations; the verdict is violated if
     either fails, inconclusive if either could not finish (state or memory limit, Ctrl-C,
@@ -58,8 +58,10 @@ def check(property_file, *, model_path=None, variants=(), settings=None, max_sta
         o.bind(base=Path(prop.path).parent, model_path=model_file, model_params=model_settings)
     all_variants = [*prop.variants, *variants]
     model_variants = _split_variants(prop, model_cls, obligations, all_variants)
+    if without and not (explore and prop.checks):
+        raise PtmcError("--without switches off a guard of the explored model; this run explores none")
     if explore and prop.checks:
-        model = model_cls(model_settings, model_variants)
+        model = model_cls(model_settings, model_variants, without=without)
         result = check_model(model, prop.checks, property_name=prop.name, max_states=max_states,
                              progress=progress, limit=MemoryLimit(max_memory), witness_traces=witnesses,
                              store=store)
@@ -168,7 +170,8 @@ def write_counterexample(result: Result, out_dir, settings=None,
     """The violation as text diagram, DOT, SVG (when graphviz's dot is installed), JSON and an
     HTML page to step through, and each witness trace asked for as an HTML page, named after
     the run (see output_stem). A failure to write keeps the verdict's exit code."""
-    stem = output_stem(result.property, result.model, *result.variants, settings=settings)
+    stem = output_stem(result.property, result.model, *result.variants,
+                       *(f"without-{g}" for g in result.without), settings=settings)
     files = {}
     if result.violation:
         dot = render_dot.render(result)

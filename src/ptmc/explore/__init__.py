@@ -50,6 +50,7 @@ def describe(system: System, ex: Exploration, model: Model, checks, property_nam
         property=property_name,
         model=model.name,
         variants=list(model.variant_names),
+        without=sorted(model.without),
         params=dict(model.param_values),
         threads=[t.name for t in system.threads],
         verdict=ex.verdict,

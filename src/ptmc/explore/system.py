@@ -51,6 +51,8 @@ class System:
         self.events = {**EVENTS, **type(model).events()}
         model.init(declaring(layout, model, self.events))
         self.threads = model.threads()
+        if model.without:
+            model.guards()  # an unknown guard name is an input error
         if not (isinstance(self.threads, (list, tuple))
                 and all(isinstance(t, Thread) for t in self.threads)):
             raise ModelError(f"model {model.name}: threads() must return a list of Thread instances, "

@@ -134,6 +134,7 @@ def active_threads(result: Result, trace: list[TraceStep]) -> list[str]:
 def headline(result: Result) -> str:
     """The exploration's outcome (with obligations, the overall verdict comes last)."""
     variants = f" variants={','.join(result.variants)}" if result.variants else ""
+    variants += f" without={','.join(result.without)}" if result.without else ""
     params = " ".join(f"{k}={v}" for k, v in result.params.items())
     verdict = result.explored_verdict or result.verdict
     return (f"{result.property}: {verdict.upper()} on model {result.model}{variants} ({params}): "

@@ -1,0 +1,157 @@
+"""Which guard protects what (``ptmc ablate``): every guard of a model switched off in turn (or
+in pairs), every property checked, in every configuration asked for.
+
+Each run is a whole, independent ``ptmc check`` (a fresh model and exploration: nothing of the
+run with the guard on is reused), so the runs go to a pool of worker processes, one per core;
+a progress line is printed as each finishes and the table comes out in a fixed order whatever
+finishes first.
+"""
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+
+from . import workflow
+from .errors import PtmcError
+from .properties import load_property
+from .result import Result
+
+
+@dataclass(frozen=True)
+class Run:
+    """One check: a property, a configuration (``--set`` values) and the guards switched off."""
+    property_file: str
+    model_path: str | None
+    settings: tuple  # ((name, value), ...)
+    without: tuple
+
+
+@dataclass
+class Ablation:
+    model: str
+    properties: list[str]
+    configurations: list[dict]  # the --set values of each configuration tried
+    guards: dict  # name -> Guard, in declaration order
+    rows: list[tuple]  # () for all guards on, then (guard,) or (guard, guard)
+    results: dict = field(default_factory=dict)  # (row, property index, configuration index) -> Result
+    interrupted: str = ""  # why the table is not complete
+
+
+def plan(property_files, *, model_path=None, settings=None, sweep=(), pairs=False) -> tuple[Ablation, list]:
+    """The ablation of the guards of the properties' model, and the runs it takes."""
+    if not property_files:
+        raise PtmcError("ablate needs at least one property file")
+    props = [load_property(p) for p in property_files]
+    models = {model_path or p.model_path for p in props}
+    if len(models) != 1 or None in models or "" in models:
+        raise PtmcError("the properties of one ablation must check one model (give --model)")
+    model_file = models.pop()
+    cls = workflow.load_model_class(model_file)
+    base = dict(settings or {})
+    configurations = _configurations(cls, base, sweep)
+    guards = cls({**props[0].params, **configurations[0]}).guards()
+    if not guards:
+        raise PtmcError(f"model {cls.name} declares no guards (Guard): nothing to ablate")
+    names = list(guards)
+    rows = [()] + [(g,) for g in names]
+    if pairs:
+        rows += list(itertools.combinations(names, 2))
+    ablation = Ablation(cls.name, [p.name for p in props], configurations, guards, rows)
+    runs = [Run(str(p.path), model_path, tuple(config.items()), row)
+            for row in rows for p in props for config in configurations]
+    return ablation, runs
+
+
+def _configurations(cls, base: dict, sweep) -> list[dict]:
+    """``base`` with every combination of the values of the swept parameters (bools: both;
+    parameters with choices: each)."""
+    params = cls.params()
+    axes = []
+    for name in sweep:
+        param = params.get(name)
+        if param is None:
+            raise PtmcError(f"unknown parameter {name!r} to sweep for model {cls.name} "
+                            f"(known: {', '.join(params)})")
+        if isinstance(param.default, bool):
+            axes.append([(name, "true"), (name, "false")])
+        elif getattr(param, "choices", None):
+            axes.append([(name, c) for c in param.choices])
+        else:
+            raise PtmcError(f"--sweep {name}: only a boolean parameter or one with choices can be swept")
+    return [{**base, **dict(combo)} for combo in itertools.product(*axes)] or [base]
+
+
+def run(ablation: Ablation, runs: list, *, jobs: int | None = None, progress=None, out_dir=None) -> Ablation:
+    """Do the runs in parallel; record each result under its place in the table; write the
+    counterexample of each violation to ``out_dir``. Ctrl-C stops it with what finished."""
+    where = {}
+    for r in runs:
+        row = ablation.rows.index(r.without)
+        prop = next(i for i, name in enumerate(ablation.properties) if r.property_file.endswith(f"{name}.py"))
+        where[r] = (row, prop, ablation.configurations.index(dict(r.settings)))
+    jobs = jobs or os.cpu_count() or 1
+    pool = ProcessPoolExecutor(max_workers=min(jobs, len(runs)), initializer=_ignore_sigint)
+    pending = {pool.submit(_check, r): r for r in runs}
+    done_count = 0
+    try:
+        while pending:
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in sorted(finished, key=lambda f: runs.index(pending[f])):
+                r = pending.pop(future)
+                result = future.result()
+                ablation.results[where[r]] = result
+                done_count += 1
+                if out_dir is not None and result.violation and result.trace:
+                    workflow.write_counterexample(result, out_dir, dict(r.settings))
+                if progress:
+                    progress(done_count, len(runs), r, result)
+    except KeyboardInterrupt:
+        ablation.interrupted = f"interrupted after {done_count} of {len(runs)} runs"
+        for future in pending:
+            future.cancel()
+    finally:
+        pool.shutdown(wait=not ablation.interrupted, cancel_futures=True)
+    return ablation
+
+
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops the pool on Ctrl-C
+
+
+def _check(r: Run) -> Result:
+    return workflow.check(r.property_file, model_path=r.model_path, settings=dict(r.settings),
+                          without=r.without)
+
+
+def finding(ablation: Ablation, row: tuple) -> str:
+    """What removing the row's guards shows: which properties need them, or that nothing
+    explored here needs them (and what might)."""
+    def violated(r, p):
+        return any(cell(ablation, r, p, c)[0] == "violated" for c in range(len(ablation.configurations)))
+    already = [p for p in range(len(ablation.properties)) if violated((), p)]
+    if not row:
+        return ("the code as it is violates " + ", ".join(ablation.properties[p] for p in already)
+                + ": removing a guard says nothing about that") if already else ""
+    broken = [prop for p, prop in enumerate(ablation.properties) if p not in already and violated(row, p)]
+    if broken:
+        return "needed for " + ", ".join(broken)
+    if any(cell(ablation, row, p, c)[0] != "holds" for p in range(len(ablation.properties))
+           for c in range(len(ablation.configurations))):
+        return "undecided (a run did not finish)"
+    tried = "; ".join(config_label(c) for c in ablation.configurations)
+    against = [ablation.guards[g].against for g in row if ablation.guards[g].against]
+    text = f"not needed here (tried: {tried})"
+    return text + (f"; needed against: {', '.join(against)}" if against else
+                   "; either an actor that needs it is missing, or the check is redundant")
+
+
+def cell(ablation, row, p, c) -> tuple[str, Result | None]:
+    result = ablation.results.get((ablation.rows.index(row), p, c))
+    return (result.verdict if result else "not run"), result
+
+
+def config_label(config: dict) -> str:
+    return " ".join(f"{k}={v}" for k, v in config.items()) or "defaults"
