@@ -386,8 +386,8 @@ class Refcount2022(Model):
     counters = PerTable()
     maintains = ("nr_ptes",)
 
-    def __init__(self, params=None, variants=()):
-        super().__init__(params, variants)
+    def __init__(self, params=None, variants=(), **switches):
+        super().__init__(params, variants, **switches)
         self.pte_ref = PteRef(self.mapped_bits, self.zero_bits, self.zero_shift)
 
     def init(self, mem):
