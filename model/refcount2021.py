@@ -16,7 +16,7 @@ from ptmc import DONE, Model, Param, Thread, Variant, numbered, step
 from ptmc.kernel.atomic import atomic_add, atomic_inc_not_zero, atomic_sub_and_test
 from ptmc.kernel.pgtable import (PageTables, pmd_clear, pmd_lockptr, pmd_none, pmd_table, present,
                                  pte_alloc_one, pte_free, pte_lockptr, pte_none, pte_offset_map,
-                                 ptep_get, set_pte_at)
+                                 ptep_get, ptrs_per_pte, set_pte_at)
 from ptmc.kernel.spinlock import spin_lock, spin_unlock
 from ptmc.kernel.tlb import flush_tlb_mm_range
 from ptmc.smt import Counters
@@ -113,23 +113,28 @@ class PteUser(Thread):
 
 
 class Walker(PteUser):
-    """Thread A: a page table walker under mmap_read_lock()."""
+    """Thread A: a page table walker under mmap_read_lock(). ``no_try_get`` (constructor): it
+    maps the table without pte_try_get() (the variant)."""
 
     i: int = 0
     under_ptl = "walk"
+
+    def __init__(self, name, no_try_get=False):
+        super().__init__(name)
+        self.no_try_get = no_try_get
 
     @step("mm/pagewalk.c:walk_pmd_range")
     def check_pmd(self, s):
         # if (!pmd_none() && pmd_present() && !pmd_trans_unstable()): a lockless check only.
         if not pmd_table(s.pmd):
             return DONE
-        return "map" if self.model.no_try_get else "try_get"
+        return "map" if self.no_try_get else "try_get"
 
     @step("mm/pagewalk.c:walk_pte_range")
     def walk(self, s):
         ptep_get(s, self.table, self.i)
         self.i += 1
-        return "walk" if self.i < self.model.entries else "unlock"
+        return "walk" if self.i < ptrs_per_pte(s) else "unlock"
 
 
 class Madvise(PteUser):
@@ -150,7 +155,7 @@ class Madvise(PteUser):
             s.store(entry, None)  # ptep_get_and_clear_full(): one access
             self.refs += 1  # the entry's reference, dropped by pte_put_many() below
         self.i += 1
-        return "zap" if self.i < self.model.entries else "unlock"
+        return "zap" if self.i < ptrs_per_pte(s) else "unlock"
 
 
 class Fault(PteUser):
@@ -249,14 +254,12 @@ class Refcount2021(Model):
     walkers = Param(1, "threads like pte_ref.rst's thread A (page table walkers)")
     madvisers = Param(1, "threads like thread B (madvise(MADV_DONTNEED))")
     faults = Param(1, "threads like thread C (page faults on entry 0)")
-    split_ptlocks = Param(True, "CONFIG_SPLIT_PTE_PTLOCKS: ptl is per PTE page; false: ptl == pml")
 
     no_try_get = Variant("the walker maps the PTE page without pte_try_get(): pte_ref.rst section 3, "
                          "'broken!!'")
 
     def init(self, mem):
-        PageTables(mem, pages=self.pages, entries=self.entries, fields={"pte_refcount": 0},
-                   split_ptlocks=self.split_ptlocks)
+        PageTables(mem, pages=self.pages, entries=self.entries, fields={"pte_refcount": 0})
         table = pte_alloc_one(mem)
         for i in range(self.entries):
             set_pte_at(mem, table, i, present(i + 1))
@@ -264,7 +267,7 @@ class Refcount2021(Model):
         mem.pmd = table
 
     def threads(self):
-        return [*(Walker(name) for name in numbered("walker", self.walkers)),
+        return [*(Walker(name, self.no_try_get) for name in numbered("walker", self.walkers)),
                 *(Madvise(name) for name in numbered("madvise", self.madvisers)),
                 *(Fault(name, page=self.entries + 1 + k)
                   for k, name in enumerate(numbered("fault", self.faults)))]

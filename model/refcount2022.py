@@ -32,7 +32,7 @@ from ptmc.kernel.mmap_lock import (mmap_lock_init, mmap_read_lock, mmap_read_unl
 from ptmc.kernel.pgtable import (ZERO_PAGE, PageTables, mm_dec_nr_ptes, mm_inc_nr_ptes, pmd_clear,
                                  pmd_lockptr, pmd_none, pmd_populate, pmd_table, present,
                                  pte_alloc_one, pte_clear, pte_free, pte_lockptr, pte_none,
-                                 pte_offset_map, ptep_get)
+                                 pte_offset_map, ptep_get, ptrs_per_pte)
 from ptmc.kernel.pgtable import set_pte_at as native_set_pte_at
 from ptmc.kernel.spinlock import spin_lock, spin_unlock
 from ptmc.kernel.tlb import flush_tlb_mm_range
@@ -181,7 +181,7 @@ class Fault(Thread):
         {"when": "live and entries < PTRS_PER_PTE", "entries": "entries + 1", "mapped": "mapped + 1",
          "zeroes": "zeroes + 1", "zero": "zero + 1"}])
     def set_pte(self, s):
-        i = self.model.entries - 1
+        i = ptrs_per_pte(s) - 1
         pte = ptep_get(s, self.table, i)
         if pte_none(pte):
             set_pte_at(s, self.table, i, present(self.page if self.write else ZERO_PAGE))
@@ -192,7 +192,7 @@ class Fault(Thread):
     @step("mm/memory.c:wp_page_copy", effect={"when": "live and zeroes >= 1",
                                               "zeroes": "zeroes - 1", "zero": "zero - 1"})
     def wp_page_copy(self, s):
-        i = self.model.entries - 1
+        i = ptrs_per_pte(s) - 1
         ptep_get_and_clear(s, self.table, i)  # ptep_clear_flush_notify()
         set_pte_at(s, self.table, i, present(self.page))
 
@@ -239,7 +239,7 @@ class Zap(Thread):
         if not pte_none(ptep_get(s, self.table, self.i)):
             ptep_get_and_clear(s, self.table, self.i)
         self.i += 1
-        return "zap" if self.i < self.model.entries else "unlock"
+        return "zap" if self.i < ptrs_per_pte(s) else "unlock"
 
     @step("mm/memory.c:zap_pte_range", effect=[  # cleared, counted for after the unlock
         {"when": "live and entries > zeroes", "entries": "entries - 1", "nr_mapped": "nr_mapped + 1"},
@@ -252,7 +252,7 @@ class Zap(Thread):
             self.nr_mapped += 1
             self.nr_zero += is_zero_pfn(pte)
         self.i += 1
-        return "zap_batched" if self.i < self.model.entries else "unlock"
+        return "zap_batched" if self.i < ptrs_per_pte(s) else "unlock"
 
     @step("include/linux/mm.h:pte_unmap_unlock")
     def unlock(self, s):
@@ -303,14 +303,15 @@ class FreePtes(Thread):
         if not pmd_table(pmdval):
             return "unlock"
         ref, count = s.model.pte_ref, s.load(pte_refcount(pmdval))
-        if not ref.pte_mapped_count(count) or ref.pte_zero_count(count) == self.model.entries:
+        if not ref.pte_mapped_count(count) or ref.pte_zero_count(count) == ptrs_per_pte(s):
             self.table = pmdval
             return "pmd_clear"
         return "unlock"
 
     @step("mm/pte_ref.c:kfreeptd_pmd_entry")
     def pmd_clear(self, s):
-        pmd_clear(s)  # zero-page entries go with the page: a refault maps the zero page again
+        # The RFC frees zero-page tables on purpose: a refault maps the zero page again.
+        pmd_clear(s, zero_page_is_lost=False)
 
     @step("mm/pte_ref.c:kfreeptd_pmd_entry")
     def flush_tlb_range(self, s):
@@ -378,7 +379,6 @@ class Refcount2022(Model):
     mapped_bits = Param(10, "PTE_MAPPED_BITS")
     zero_bits = Param(10, "PTE_ZERO_BITS")
     zero_shift = Param(10, "PTE_ZERO_SHIFT (PTE_MAPPED_SHIFT + PTE_MAPPED_BITS in the RFC)")
-    split_ptlocks = Param(True, "CONFIG_SPLIT_PTE_PTLOCKS: ptl is per PTE page; false: ptl == pml")
 
     refcount_outside_ptl = Variant("zap_pte_range() subtracts the entries it cleared from pte_refcount "
                                    "after pte_unmap_unlock(), a plain read-modify-write outside the ptl")
@@ -391,8 +391,7 @@ class Refcount2022(Model):
         self.pte_ref = PteRef(self.mapped_bits, self.zero_bits, self.zero_shift)
 
     def init(self, mem):
-        PageTables(mem, pages=self.pages, entries=self.entries, fields={"pte_refcount": 0},
-                   split_ptlocks=self.split_ptlocks)
+        PageTables(mem, pages=self.pages, entries=self.entries, fields={"pte_refcount": 0})
         mmap_lock_init(mem)
         for k in range(self.pages):  # traces show the word and what it decodes to
             mem.layout.shown[mem.layout.index[f"pt{k}.pte_refcount"]] = self._show_refcount

@@ -1,31 +1,29 @@
 """No mapping is lost with a PTE page.
 
-Two ways to lose a mapping when PTE pages are reclaimed. (1) A thread writes an entry into a
-PTE page that the pmd no longer links: a fault that mapped the table before reclaim unlinked
+Two ways to lose what a PTE page holds when it is reclaimed. (1) A thread writes an entry into
+a PTE page that no pmd links any more: a fault that mapped the table before reclaim unlinked
 it, and installs its entry without rechecking pmd_same() under the ptl. The page it maps is
 then reachable by no page table walk, and the entry is freed with the table. (2) Reclaim
-unlinks a PTE page that still has a present entry: reclaim must see every entry none under
-the ptl (and pml) in the same critical section that clears the pmd.
+unlinks a PTE page that still holds an entry that is not none: a mapping, a swap or migration
+entry (the data behind it), a uffd-wp marker (userfaultfd's write protection) or a guard
+marker (MADV_GUARD_INSTALL's guard region): reclaim must see every entry none under the ptl
+(and pml) in the same critical section that clears the pmd, and must leave a table alone when
+its zap skipped an entry (any_skipped).
 
-At the end, with every thread finished and RCU idle, each data page's mapcount must match the
-present entries that map it in the linked table: a mapping that exists nowhere reachable is a
-lost one.
+At the end, with every thread finished and RCU idle, each folio's mapcount must match the
+present entries and huge pmds that map it in the linked page tables: a mapping that exists
+nowhere reachable is a lost one.
 """
-from ptmc.kernel.pgtable import linked_entries
+from ptmc.kernel.folio import mapcounts_match
+from ptmc.kernel.pgtable import linked_mappings
 from ptmc.properties import at_end, never
 
 MODEL = "../model/reclaim.py"
 
 
 def mapcounts_match_entries(s):
-    """Every data page's mapcount equals the number of linked entries that map it."""
-    mapped = [pte[0] for pte in linked_entries(s) if pte is not None]
-    for name, slot in s.layout.index.items():
-        if name.endswith(".mapcount"):
-            page = int(name[1:].split(".")[0])
-            if s.v[slot] != mapped.count(page):
-                return f"d{page} has mapcount {s.v[slot]} but {mapped.count(page)} linked entries map it"
-    return True
+    """Every folio's mapcount equals the number of linked entries and huge pmds that map it."""
+    return mapcounts_match(s, linked_mappings(s))
 
 
 CHECKS = [

@@ -8,7 +8,7 @@ will drop, and under CONFIG_DEBUG_VM the RFC's pte_free_debug() BUG()s. The deci
 rests on pte_refcount alone, so this holds only as long as the counts are exact (see
 refcount2022_exact.py).
 """
-from ptmc.kernel.pgtable import ZERO_PAGE, allocated_pages
+from ptmc.kernel.pgtable import ZERO_PAGE, allocated_pages, pmd_table, ptrs_per_pte
 from ptmc.properties import invariant
 
 MODEL = "../model/refcount2022.py"
@@ -16,11 +16,11 @@ MODEL = "../model/refcount2022.py"
 
 def no_mapping_in_unlinked_table(s):
     """An allocated PTE page the pmd does not link maps no data page."""
-    linked = s.pmd[0] if s.pmd is not None and s.pmd != "huge" else None
+    linked = s.pmd[0] if pmd_table(s.pmd) else None
     for page in allocated_pages(s):
         if page == linked:
             continue
-        lost = [f"e{i}={pte}" for i in range(s.model.entries)
+        lost = [f"e{i}={pte}" for i in range(ptrs_per_pte(s))
                 if (pte := s.load(f"pt{page}.e{i}")) is not None and pte[0] != ZERO_PAGE]
         if lost:
             return f"pt{page} is unlinked from the pmd but still maps {', '.join(lost)}: the mapping is lost"

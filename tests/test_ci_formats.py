@@ -51,7 +51,7 @@ def test_sarif_is_valid_and_locates_the_violating_step(semi_rcu):
     assert rules[:3] == ["never-use-after-free", "never-double-free", "never-double-call-rcu"]
     (result,) = run_["results"]  # one violated check
     assert result["ruleId"] == "never-use-after-free" and result["level"] == "error"
-    assert "walker takes pt0.ptl, but pt0 is free" in result["message"]["text"]
+    assert "reader reads pt0.e0, but pt0 is free" in result["message"]["text"]
     loc = result["locations"][0]["physicalLocation"]
     assert loc["artifactLocation"] == {"uri": "model/reclaim.py", "uriBaseId": "%SRCROOT%"}
     last = data["counterexample"][-1]
@@ -59,11 +59,11 @@ def test_sarif_is_valid_and_locates_the_violating_step(semi_rcu):
     line = linecache.getline(str(ROOT / "model" / "reclaim.py"), loc["region"]["startLine"])
     assert line.strip() == f'@step("{last["kernel_function"]}")'  # the violating step's own line
     (flow,) = result["codeFlows"]
-    assert [t["id"] for t in flow["threadFlows"]] == ["zap", "walker"]  # one per thread that steps
+    assert [t["id"] for t in flow["threadFlows"]] == ["zap", "reader"]  # one per thread that steps
     orders = sorted((loc["executionOrder"], t["id"]) for t in flow["threadFlows"] for loc in t["locations"])
     assert orders == [(n, st["thread"]) for n, st in enumerate(data["counterexample"], 1)]
     final = flow["threadFlows"][1]["locations"][-1]
-    assert final["importance"] == "essential" and final["state"]["pt0.ptl"] == {"text": "held by walker"}
+    assert final["importance"] == "essential" and final["state"]["reader.pc"] == {"text": "ro_lock"}
 
 
 def test_sarif_of_a_holding_run_and_of_a_failed_obligation_is_valid(tmp_path):
@@ -101,7 +101,7 @@ def test_junit_has_one_case_per_check_and_the_diagram_as_failure(semi_rcu):
     assert list(cases)[:3] == ["never use-after-free", "never double-free", "never double-call-rcu"]
     assert "witness zap.clear_pmd" in cases
     failure = cases["never use-after-free"].find("failure")
-    assert failure.get("message") == "walker takes pt0.ptl, but pt0 is free"
+    assert failure.get("message") == "reader reads pt0.e0, but pt0 is free"
     assert "!! use-after-free" in failure.text and failure.text.startswith("no_uaf: VIOLATED")
     skipped = cases["never double-free"].find("skipped")  # the search stopped first: not a pass
     assert "undecided: the search stopped at the first violation" in skipped.get("message")

@@ -70,10 +70,10 @@ def test_page_carries_every_step_with_its_whole_state(semi_rcu):
         before = data["initial"] if n == 1 else data["steps"][n - 2]["state"]
         assert {k for k in st.state if st.state[k] != before[k] and "._" not in k} == set(shown["changes"])
     last = data["steps"][-1]
-    assert last["state"]["pt0.state"] == "free" and last["state"]["pt0.ptl"] == "held by walker"
+    assert last["state"]["pt0.state"] == "free" and last["thread"] == "reader"
     assert last["source"].startswith("model/reclaim.py:")
     assert data["ending"] == {"kind": "violation",
-                              "text": "never use-after-free violated: walker takes pt0.ptl, but pt0 is free"}
+                              "text": "never use-after-free violated: reader reads pt0.e0, but pt0 is free"}
 
 
 def test_source_links():
@@ -168,19 +168,19 @@ def test_stepping_through_the_counterexample_in_chromium(browser, semi_rcu):
 
     browser.find_element(By.ID, "prev").click()
     assert shown_step() == 8
-    _assert_in_lane(browser, 8, "walker")
-    assert "walker" in text(".lane-head.active")
+    _assert_in_lane(browser, 8, "reader")
+    assert "reader" in text(".lane-head.active")
     browser.find_element(By.ID, "next").click()
     browser.find_element(By.ID, "next").click()
     assert shown_step() == 10
 
     body.send_keys(Keys.END)
     assert shown_step() == 16
-    _assert_in_lane(browser, 16, "walker")
-    assert changed_vars() == {"pt0.ptl", "walker.pc"}
+    _assert_in_lane(browser, 16, "reader")
+    assert changed_vars() == {"reader.pc"}
     ending = browser.find_element(By.ID, "ending")
     assert ending.is_displayed()
-    assert ending.text == "==> never use-after-free violated: walker takes pt0.ptl, but pt0 is free"
+    assert ending.text == "==> never use-after-free violated: reader reads pt0.e0, but pt0 is free"
     explained = browser.find_element(By.CSS_SELECTOR, "#diagram .ending")
     assert "what the property says" in explained.text and explained.is_displayed()
     assert browser.find_element(By.ID, "next").get_attribute("disabled")

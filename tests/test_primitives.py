@@ -8,16 +8,18 @@ from ptmc import DONE, Model, Thread, step
 from ptmc.errors import ModelError
 from ptmc.explore import check_model
 from ptmc.kernel.atomic import atomic_add, atomic_inc_not_zero, atomic_read, atomic_sub_and_test
-from ptmc.kernel.pgtable import (PT, PageTables, pmd_same, pmd_table, present, pt, pte_alloc_one,
-                                 pte_free, pte_lockptr, pte_offset_map, ptep_get, set_pte_at)
+from ptmc.kernel.pgtable import (PT, PageTables, huge_pmd, pmd_same, pmd_table, present, pt,
+                                 pte_alloc_one, pte_free, pte_lockptr, pte_offset_map, ptep_get,
+                                 set_pte_at)
 from ptmc.kernel.rcu import (RcuCallbacks, call_rcu, rcu_head_cell, rcu_init, rcu_read_lock,
                              rcu_read_unlock, synchronize_rcu, synchronize_rcu_wait)
 from ptmc.kernel.spinlock import lock_holder, spin_lock, spin_trylock, spin_unlock, spinlock_init
 from ptmc.properties import at_end, deadlock_free, invariant, never
 
 
-def make_model(init, threads, name="m"):
-    """A model from an init function and a factory of threads."""
+def make_model(init, threads, name="m", **params):
+    """A model from an init function and a factory of threads; ``params`` set its (kernel
+    configuration) parameters."""
     class M(Model):
         def init(self, mem):
             init(mem)
@@ -25,7 +27,7 @@ def make_model(init, threads, name="m"):
         def threads(self):
             return threads()
     M.name = name
-    return M()
+    return M(params)
 
 
 # --------------------------------------------------------------------------------------------
@@ -436,9 +438,9 @@ def test_synchronize_rcu_inside_reader_is_self_deadlock():
 # Page-table page pool
 # --------------------------------------------------------------------------------------------
 
-def pool_init(pages=2, entries=1, split_ptlocks=True):
+def pool_init(pages=2, entries=1):
     def init(mem):
-        PageTables(mem, pages=pages, entries=entries, fields={"count": 0}, split_ptlocks=split_ptlocks)
+        PageTables(mem, pages=pages, entries=entries, fields={"count": 0})
         table = pte_alloc_one(mem)
         set_pte_at(mem, table, 0, present(1))
         mem.pmd = table
@@ -643,7 +645,7 @@ def test_alloc_resets_fields_of_a_reused_page():
 def test_pt_pointer_helpers():
     assert str(pt(0, 0)) == "pt0" and str(pt(2, 3)) == "pt2#3"
     assert isinstance(pt(1, 0), PT) and pmd_table(pt(1, 0))
-    assert not pmd_table(None) and not pmd_table("huge")
+    assert not pmd_table(None) and not pmd_table(huge_pmd(1))
     # the kernel compares pfns: a reused page looks the same
     assert pmd_same(pt(0, 0), pt(0, 1))
     assert not pmd_same(pt(0, 0), pt(1, 0))
@@ -651,14 +653,14 @@ def test_pt_pointer_helpers():
     assert str(present(0)) == "zero-page" and str(present(3)) == "present(d3)"
 
 
-@pytest.mark.parametrize("split, expected", [(True, "pt0.ptl"), (False, "pml")])
+@pytest.mark.parametrize("split, expected", [(True, "pt0.ptl"), (False, "page_table_lock")])
 def test_pte_lockptr_follows_split_ptlocks(split, expected):
     class Locker(Thread):
         @step("x.c:lock")
         def lock(self, s):
             spin_lock(s, pte_lockptr(s, s.pmd))
 
-    r = check_model(make_model(pool_init(split_ptlocks=split), lambda: [Locker("t")]),
+    r = check_model(make_model(pool_init(), lambda: [Locker("t")], split_ptlocks=split),
                     [at_end(lambda s: False)])
     assert r.trace[0].changes == {expected: ("unlocked", "held by t"), "t.pc": ("lock", "done")}
 

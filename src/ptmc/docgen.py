@@ -26,7 +26,8 @@ def model_reference(cls: type[Model]) -> str:
         out += ["", "## Variants", "", "| variant | what changes |", "|---|---|"]
         out += [f"| `{n}` | {v.help} |" for n, v in cls.variants().items()]
     seen = []
-    for thread in model.threads():
+    # A model whose optional paths are thread subclasses lists them all with doc_threads().
+    for thread in getattr(model, "doc_threads", model.threads)():
         kind = type(thread)
         if kind in seen:
             continue
@@ -94,6 +95,9 @@ def _targets(fn, steps, pc) -> list[str]:
                 found.append(f"call `{_source(node.args[0])}`, then `{_source(then)}`")
             elif node.func.attr == "ret":
                 found.append("return")
+            elif any(k.arg == "then" for k in node.keywords):  # a helper that calls a procedure
+                then = next(k.value for k in node.keywords if k.arg == "then")
+                found.append(f"call `{node.func.attr}()`, then `{_source(then)}`")
             else:
                 found.append(f"`{node.func.attr}()`")
     last = body.body[-1]

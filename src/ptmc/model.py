@@ -60,14 +60,18 @@ def step(kernel_function: str, *, effect: dict | None = None):
 
 
 class Param:
-    """A model parameter: its default value (int or bool), what it means, and for an int the
-    smallest value that makes sense (thread counts may be 0; table sizes not)."""
+    """A model parameter: its default value (int, bool or str), what it means, for an int the
+    smallest value that makes sense (thread counts may be 0; table sizes not), and for a str
+    the values it may take (``choices``; none: any text, which the model checks itself)."""
 
-    def __init__(self, default, help: str, minimum: int = 0):
+    def __init__(self, default, help: str, minimum: int = 0, choices: tuple | None = None):
         self.default, self.help, self.minimum = default, help, minimum
+        self.choices = tuple(choices) if choices is not None else None
+        if self.choices is not None and default not in self.choices:
+            raise ModelError(f"parameter default {default!r} is not one of its choices {self.choices}")
 
     def parse(self, name: str, text) -> object:
-        if not isinstance(text, str):
+        if not isinstance(text, str) or isinstance(self.default, str):
             value = text
         elif isinstance(self.default, bool):
             if text.lower() not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
@@ -82,6 +86,8 @@ class Param:
             raise PtmcError(f"parameter {name} takes a {type(self.default).__name__}, got {value!r}")
         if type(value) is int and value < self.minimum:
             raise PtmcError(f"parameter {name} must be at least {self.minimum}, got {value}")
+        if self.choices is not None and value not in self.choices:
+            raise PtmcError(f"parameter {name} is one of {', '.join(self.choices)}, got {value!r}")
         return value
 
 
@@ -252,7 +258,10 @@ class Model:
             if name not in known_variants:
                 raise PtmcError(f"unknown variant {name!r} for model {self.name}"
                                 f" (known: {', '.join(known_variants) or 'none'})")
-        self.param_values = {n: p.parse(n, params.get(n, p.default)) for n, p in known_params.items()}
+        values = {n: p.parse(n, params.get(n, p.default)) for n, p in known_params.items()}
+        from .kernel.config import Config
+        self.config = Config.from_params(values, explicit=set(params))
+        self.param_values = {**values, **self.config.values()}
         self.variant_names = sorted(set(variants))
         for name, value in self.param_values.items():
             setattr(self, name, value)
@@ -264,7 +273,10 @@ class Model:
 
     @classmethod
     def params(cls) -> dict[str, Param]:
-        return _ordered(cls, Param)
+        """The model's own parameters, then the kernel configuration every model gets
+        (ptmc.kernel.config: split ptlocks, RCU table free, the TLB flush, ...)."""
+        from .kernel.config import PARAMS
+        return {**_ordered(cls, Param), **PARAMS}
 
     @classmethod
     def variants(cls) -> dict[str, Variant]:

@@ -8,9 +8,13 @@ consolidation (v4.20) an IRQs-off region is also an RCU read-side critical secti
 from ..state import Blocked, id_set
 from .rcu import rcu_read_lock, rcu_read_unlock
 
+IRQS_OFF = "irqs_off"  # the cell: thread ids with IRQs disabled (may be undeclared: nobody)
+
 
 def irq_init(layout) -> None:
-    layout.cell("irqs_off", (), shown=lambda v, lay: ",".join(lay.thread_name(t) for t in v) or "none",
+    if IRQS_OFF in layout.index:
+        return  # declared by another primitive's set-up already
+    layout.cell(IRQS_OFF, (), shown=lambda v, lay: ",".join(lay.thread_name(t) for t in v) or "none",
                 quiet=True)
 
 
@@ -24,7 +28,17 @@ def local_irq_restore(s) -> None:
     rcu_read_unlock(s)
 
 
+def irqs_disabled(s) -> bool:
+    """The running thread has IRQs disabled."""
+    return IRQS_OFF in s.layout.index and s.tid in s.load(IRQS_OFF)
+
+
+def irqs_disabled_elsewhere(s) -> bool:
+    """Some other thread has IRQs disabled (and so holds off an IPI)."""
+    return IRQS_OFF in s.layout.index and any(t != s.tid for t in s.load(IRQS_OFF))
+
+
 def smp_call_function_wait(s) -> None:
     """Blocked while another CPU has IRQs disabled; otherwise every CPU has taken the IPI."""
-    if any(t != s.tid for t in s.irqs_off):
+    if irqs_disabled_elsewhere(s):
         raise Blocked

@@ -1,37 +1,49 @@
-"""mmap_lock (include/linux/mmap_lock.h): an rwsem; readers share it, a writer excludes all."""
-from ..state import Blocked, id_set
+"""mmap_lock (include/linux/mmap_lock.h): the mm's rwsem; readers share it, a writer excludes all.
 
+Releasing or downgrading the write lock also ends every per-VMA write lock the writer took
+(vma_end_write_all(), see ptmc.kernel.vma): that is how a VMA write lock is dropped.
+"""
+from .rwsem import (down_read, down_read_trylock, down_write, down_write_trylock, downgrade_write,
+                    rwsem_held, rwsem_init, show_rwsem, up_read, up_write)
+from .vma import vma_end_write_all
 
-def _show(value, layout) -> str:
-    if value is None:
-        return "unlocked"
-    mode, holders = value
-    if mode == "write":
-        return f"write by {layout.thread_name(holders)}"
-    return "read by " + ",".join(layout.thread_name(t) for t in holders)
+_show = show_rwsem
 
 
 def mmap_lock_init(mem) -> None:
-    mem.layout.cell("mmap_lock", None, shown=_show)
+    rwsem_init(mem, "mmap_lock")
 
 
 def mmap_read_lock(s) -> None:
-    held = s.mmap_lock
-    if held is not None and held[0] == "write":
-        raise Blocked
-    s.mmap_lock = ("read", id_set((held[1] if held else ()) + (s.tid,)))
+    down_read(s, "mmap_lock")
+
+
+def mmap_read_trylock(s) -> bool:
+    return down_read_trylock(s, "mmap_lock")
 
 
 def mmap_read_unlock(s) -> None:
-    readers = id_set(t for t in s.mmap_lock[1] if t != s.tid)
-    s.mmap_lock = ("read", readers) if readers else None
+    up_read(s, "mmap_lock")
 
 
 def mmap_write_lock(s) -> None:
-    if s.mmap_lock is not None:
-        raise Blocked
-    s.mmap_lock = ("write", s.tid)
+    down_write(s, "mmap_lock")
+
+
+def mmap_write_trylock(s) -> bool:
+    return down_write_trylock(s, "mmap_lock")
 
 
 def mmap_write_unlock(s) -> None:
-    s.mmap_lock = None
+    vma_end_write_all(s)
+    up_write(s, "mmap_lock")
+
+
+def mmap_write_downgrade(s) -> None:
+    vma_end_write_all(s)
+    downgrade_write(s, "mmap_lock")
+
+
+def mmap_lock_held(s) -> str | None:
+    """"read", "write" or None: how the running thread holds mmap_lock (mmap_assert_locked())."""
+    return rwsem_held(s, "mmap_lock")

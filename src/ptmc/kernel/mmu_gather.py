@@ -1,26 +1,40 @@
 """mmu_gather (include/asm-generic/tlb.h, mm/mmu_gather.c): deferred TLB flush and table free.
 
-A zapping thread gathers the PTE pages it unlinked; they are freed only after the TLB flush
-(``tlb_flush_mmu_tlbonly``) *and* an RCU grace period (``call_rcu`` on the batch page), so
+A zapping thread gathers what it unmapped: the address range whose translations it cleared
+(tlb_remove_tlb_entries(), tlb_remove_pmd_tlb_entry()), whether it freed page tables
+(pte_free_tlb() sets ``freed_tables``, so the flush also drops cached table walks), and the
+tables themselves. They are freed only after the TLB flush (``tlb_flush_mmu_tlbonly``) *and*,
+with CONFIG_MMU_GATHER_RCU_TABLE_FREE, an RCU grace period (``call_rcu`` on the batch page), so
 that neither a CPU's paging-structure cache nor a ``pte_offset_map()`` walker can still reach
-them. The gather itself is private to its thread (thread locals below); what RCU sees of it is
-the batch page's rcu_head.
+them; without it they go through the page batch and are freed right after the flush. A flush
+covers the range this gather collected, nothing else. mm->tlb_flush_pending counts the active
+gathers: a gather that finds another one active when it finishes (mm_tlb_flush_nested()) flushes
+everything, as its range may not cover what the other left stale.
 
-When the batch page cannot be allocated (``__get_free_page(GFP_NOWAIT)`` fails), the table
-is flushed from the TLB and handed to ``tlb_remove_table_one()``: ``call_rcu`` on the table's
-own ``pt_rcu_head`` with PT_RECLAIM (v6.14), or, before that, the "semi-RCU" IPI to all CPUs
-followed by an immediate free.
+When the batch page cannot be allocated (``__get_free_page(GFP_NOWAIT)`` fails), the table is
+flushed from the TLB and handed to ``tlb_remove_table_one()``: ``call_rcu`` on the table's own
+``pt_rcu_head`` with PT_RECLAIM (v6.14), or, without it, the "semi-RCU" IPI to all CPUs followed
+by an immediate free (``table_free_fallback = "ipi"`` forces that, a variant).
+
+The gather is private to its thread (thread locals below); what others see of it is the batch
+page's rcu_head and mm->tlb_flush_pending. Its bookkeeping runs inside the caller's step
+(pte_free_tlb() is local until it needs memory); the flushes and frees are steps, called as
+procedures: ``self.tlb_finish_mmu(then=DONE)``, ``self.tlb_flush_mmu(then=...)``.
 """
-from ..model import DONE, Thread, step
+from ..model import DONE, Procedure, step
+from .config import config
 from .irq import irq_init, smp_call_function_wait
-from .pgtable import pte_free
+from .pgtable import address, ptrs_per_pte, pte_free
 from .rcu import call_rcu, rcu_head_cell
 from .tlb import flush_tlb_mm_range
 
 
 def mmu_gather_init(mem, owners) -> None:
-    """Declare the batch pages' rcu_heads of the gathers of threads named ``owners``."""
+    """Declare mm->tlb_flush_pending and the batch pages' rcu_heads of the gathers of threads
+    named ``owners``."""
     irq_init(mem.layout)
+    if "tlb_flush_pending" not in mem.layout.index:
+        mem.layout.cell("tlb_flush_pending", 0, quiet=True)
     for name in owners:
         rcu_head_cell(mem, f"{name}.tlb_batch_rcu")
 
@@ -31,61 +45,113 @@ def tlb_remove_table_one_rcu(s, table) -> None:
 
 
 def tlb_remove_table_rcu(s, tables) -> None:
+    """tlb_remove_table_rcu() -> __tlb_remove_table_free(): every table of the batch."""
     for table in tables:
         pte_free(s, table)
 
 
-FINISH = "tlb_finish_mmu()"  # a continuation: tlb_finish_mmu(), then the thread is done
+def _go(then):
+    """Where a helper continues when it needs no step: a step name, DONE, or a continuation."""
+    return then(None) if callable(then) else then
 
 
-class MmuGather(Thread):
-    """Steps of an mmu_gather, for threads that free page tables (a zapper)."""
+class TlbFlushMmu(Procedure):
+    """tlb_flush_mmu() (flush, then free what was gathered) and tlb_finish_mmu() (the same,
+    after checking mm_tlb_flush_nested(), and dec_tlb_flush_pending() last). ``tlb_finish`` is
+    the argument that says which."""
 
     tlb_batch: tuple = None  # tlb->batch: tables awaiting flush and grace period, or no batch page
-    tlb_flush_needed: bool = False  # tlb->freed_tables or cleared_ptes: a flush has work to do
-    tlb_table: object = None  # the table tlb_remove_table() is freeing
-    _tlb_then: str = None  # the step pte_free_tlb()/tlb_flush_mmu() return to
+    tlb_pages: tuple = ()  # tables in the page batch (no RCU table free): freed right after the flush
+    tlb_range: tuple = None  # (start, end) of the translations to flush, or None: nothing gathered
+    tlb_freed_tables: bool = False  # tlb->freed_tables: the flush must drop cached table walks
+    tlb_fullmm: bool = False  # flush everything (a nested gather)
+    tlb_finish: bool = False  # argument: this is tlb_finish_mmu()
+    tlb_active: bool = False  # between tlb_gather_mmu() and the end of tlb_finish_mmu()
 
-    # Configuration, fixed per thread by the model (not state).
-    table_free_fallback = "call_rcu"  # tlb_remove_table_one(): "call_rcu" (PT_RECLAIM) or "ipi"
-    batch_alloc_can_fail = True  # explore __get_free_page(GFP_NOWAIT) failing
+    def _tlb_flush(self, s) -> None:
+        """tlb_flush_mmu_tlbonly(): flush what was gathered (if anything), reset the range."""
+        if self.tlb_fullmm:
+            flush_tlb_mm_range(s, freed_tables=True)  # TLB_FLUSH_ALL
+        elif self.tlb_range is not None:
+            flush_tlb_mm_range(s, *self.tlb_range, freed_tables=self.tlb_freed_tables)
+        elif self.tlb_freed_tables:
+            raise AssertionError("freed_tables without a range")
+        self.tlb_range, self.tlb_freed_tables, self.tlb_fullmm = None, False, False
 
-    def requires(self):
-        needed = [(f"{self.name}.tlb_batch_rcu", f"mmu_gather_init(mem, owners) with {self.name!r} among the owners")]
-        if self.batch_alloc_can_fail and self.table_free_fallback == "call_rcu":
-            needed.append(("pt0.rcu_head", "PageTables(mem, ..., rcu_head=True)"))
-        return needed
+    def _after_flush(self, s):
+        """tlb_flush_mmu_free(): the table batch, then the page batch; then return."""
+        if self.tlb_batch:
+            return "tlb_table_flush"
+        if self.tlb_pages:
+            return "tlb_batch_pages_flush"
+        return self._tlb_return(s)
 
-    def pte_free_tlb(self, s, table, then: str) -> str:
-        """pte_free_tlb() -> tlb_remove_table(): batch ``table``; continue at ``then``.
-        Called inside the caller's step: the gather's bookkeeping is thread-local."""
-        self.tlb_flush_needed = True  # freed_tables = 1, cleared_pmds = 1
-        if self.tlb_batch is None:
-            if self.batch_alloc_can_fail and s.maybe("batch page allocation (GFP_NOWAIT) fails"):
-                self.tlb_table, self._tlb_then = table, then
-                return "tlb_table_invalidate"
-            self.tlb_batch = ()
-        self.tlb_batch += (table,)
-        return self.tlb_finish_mmu() if then == FINISH else then
+    def _tlb_return(self, s):
+        if self.tlb_finish:
+            s.tlb_flush_pending -= 1  # dec_tlb_flush_pending(), after everything else
+            self.tlb_finish = self.tlb_active = False
+        return self.ret()
 
-    def tlb_finish_mmu(self) -> str:
-        """tlb_finish_mmu(): the final flush and hand-off to RCU; then the thread is done."""
-        return self.tlb_flush_mmu(DONE)
+    @step("mm/mmu_gather.c:tlb_finish_mmu")
+    def tlb_finish_flush(self, s):
+        # Another gather active on this mm: its pages and tables may be stale in TLBs outside
+        # our range, so flush everything (fullmm, freed_tables).
+        if s.tlb_flush_pending > 1:  # mm_tlb_flush_nested()
+            self.tlb_fullmm, self.tlb_freed_tables = True, True
+        self._tlb_flush(s)
+        return self._after_flush(s)
 
-    def tlb_resume(self) -> str:
-        return self.tlb_finish_mmu() if self._tlb_then == FINISH else self._tlb_then
+    @step("include/asm-generic/tlb.h:tlb_flush_mmu_tlbonly")
+    def tlb_flush_mmu_tlbonly(self, s):
+        self._tlb_flush(s)
+        return self._after_flush(s)
+
+    @step("mm/mmu_gather.c:tlb_table_flush")
+    def tlb_table_flush(self, s):
+        # tlb_table_invalidate() found nothing left to flush: tlb_flush_mmu_tlbonly() ran first.
+        call_rcu(s, f"{self.name}.tlb_batch_rcu", tlb_remove_table_rcu, self.tlb_batch)
+        self.tlb_batch = None
+        return "tlb_batch_pages_flush" if self.tlb_pages else self._tlb_return(s)
+
+    @step("mm/mmu_gather.c:tlb_batch_pages_flush")
+    def tlb_batch_pages_flush(self, s):
+        # No RCU table free: the flush above is all that protects a lockless walker (GUP-fast
+        # holds an IPI flush off with IRQs disabled; nothing holds off a broadcast one).
+        for table in self.tlb_pages:
+            pte_free(s, table)
+        self.tlb_pages = ()
+        return self._tlb_return(s)
+
+
+class TlbRemoveTableOne(TlbFlushMmu):
+    """tlb_remove_table() when the batch page cannot be allocated: tlb_table_invalidate(), then
+    tlb_remove_table_one() of the one table: call_rcu() on its pt_rcu_head (PT_RECLAIM), or the
+    semi-RCU tlb_remove_table_sync_one() IPI and an immediate __tlb_remove_table().
+
+    Configuration of the thread (not state): ``table_free_fallback``: None (what the kernel
+    configuration says: call_rcu with CONFIG_PT_RECLAIM, the IPI otherwise) or "ipi" (the
+    semi-RCU free, forced: a variant)."""
+
+    tlb_table: object = None  # argument: the table being freed on its own
+
+    table_free_fallback = None
+
+    def table_free_fallback_of(self, s) -> str:
+        if self.table_free_fallback:
+            return self.table_free_fallback
+        return "call_rcu" if self.model.config.pt_reclaim else "ipi"
 
     @step("mm/mmu_gather.c:tlb_table_invalidate")
     def tlb_table_invalidate(self, s):
-        flush_tlb_mm_range(s)  # tlb_flush_mmu_tlbonly(): the table must leave the TLB first
-        self.tlb_flush_needed = False
-        return "tlb_remove_table_one" if self.table_free_fallback == "call_rcu" else "tlb_remove_table_sync_one"
+        self._tlb_flush(s)  # tlb_flush_mmu_tlbonly(): the table must leave the TLB first
+        return "tlb_remove_table_one" if self.table_free_fallback_of(s) == "call_rcu" else \
+            "tlb_remove_table_sync_one"
 
     @step("mm/mmu_gather.c:__tlb_remove_table_one")
     def tlb_remove_table_one(self, s):
         call_rcu(s, self.tlb_table.field("rcu_head"), tlb_remove_table_one_rcu, self.tlb_table)
         self.tlb_table = None
-        return self.tlb_resume()
+        return self.ret()
 
     @step("mm/mmu_gather.c:tlb_remove_table_sync_one")
     def tlb_remove_table_sync_one(self, s):
@@ -96,23 +162,89 @@ class MmuGather(Thread):
     def tlb_remove_table_now(self, s):
         pte_free(s, self.tlb_table)
         self.tlb_table = None
-        return self.tlb_resume()
+        return self.ret()
 
-    def tlb_flush_mmu(self, then: str) -> str:
-        """tlb_flush_mmu(): flush the TLB if needed, then hand the batch to RCU; continue at ``then``."""
-        self._tlb_then = then
-        if self.tlb_flush_needed:
-            return "tlb_flush_mmu_tlbonly"
-        return "tlb_table_flush" if self.tlb_batch else then
 
-    @step("include/asm-generic/tlb.h:tlb_flush_mmu_tlbonly")
-    def tlb_flush_mmu_tlbonly(self, s):
-        flush_tlb_mm_range(s)
-        self.tlb_flush_needed = False
-        return "tlb_table_flush" if self.tlb_batch else self._tlb_then
+class MmuGather(TlbRemoveTableOne):
+    """An mmu_gather, for threads that zap and free page tables.
 
-    @step("mm/mmu_gather.c:tlb_table_flush")
-    def tlb_table_flush(self, s):
-        call_rcu(s, f"{self.name}.tlb_batch_rcu", tlb_remove_table_rcu, self.tlb_batch)
-        self.tlb_batch = None
-        return self._tlb_then
+    Configuration of the thread (not state): ``batch_alloc_can_fail``: explore
+    __get_free_page(GFP_NOWAIT) failing; ``table_free_fallback`` (see TlbRemoveTableOne)."""
+
+    batch_alloc_can_fail = True
+
+    def requires(self):
+        needed = [("tlb_flush_pending", "mmu_gather_init(mem, owners)"),
+                  (f"{self.name}.tlb_batch_rcu", f"mmu_gather_init(mem, owners) with {self.name!r} among the owners")]
+        if self.batch_alloc_can_fail and self.table_free_fallback_of(None) == "call_rcu":
+            needed.append(("pt0.rcu_head", "PageTables(mem, ..., rcu_head=True)"))
+        return super().requires() + needed
+
+    # --- bookkeeping, in the caller's step
+
+    def tlb_gather_mmu(self, s) -> None:
+        """tlb_gather_mmu(): an empty gather; inc_tlb_flush_pending(mm)."""
+        self.tlb_batch, self.tlb_pages, self.tlb_range = None, (), None
+        self.tlb_freed_tables = self.tlb_fullmm = False
+        self.tlb_active = True
+        s.tlb_flush_pending += 1
+
+    def tlb_adjust_range(self, s, start: int, end: int) -> None:
+        """__tlb_adjust_range(). Without modelled CPU caches (no hardware walker) only whole
+        PMD ranges can be told apart by a flush (the ghost of ptmc.kernel.tlb is per pmd slot),
+        so the range is kept to PMD_SIZE boundaries: finer differences would be states nothing
+        can observe."""
+        if not s.layout.objects.get("cpus"):
+            n = ptrs_per_pte(s)
+            start, end = start - start % n, end + (-end) % n
+        r = self.tlb_range
+        self.tlb_range = (start, end) if r is None else (min(r[0], start), max(r[1], end))
+
+    def tlb_remove_tlb_entries(self, s, i: int, nr: int = 1, slot=None) -> None:
+        """tlb_remove_tlb_entries(): the translations of entries i.. of the slot's table go in
+        the range (cleared_ptes)."""
+        start = address(s, i, slot)
+        self.tlb_adjust_range(s, start, start + nr)
+
+    def tlb_remove_pmd_tlb_entry(self, s, slot=None) -> None:
+        """tlb_remove_pmd_tlb_entry(): the PMD_SIZE range of a huge pmd (cleared_pmds)."""
+        start = address(s, 0, slot)
+        self.tlb_adjust_range(s, start, start + ptrs_per_pte(s))
+
+    def pte_free_tlb(self, s, table, addr: int, then):
+        """pte_free_tlb(tlb, table, addr): the page at ``addr`` (tlb_flush_pmd_range()) and
+        freed_tables go into the gather, then __pte_free_tlb(): tlb_remove_table() with RCU
+        table free, tlb_remove_page() without. Continues at ``then`` (a step, DONE or a
+        continuation), or calls tlb_remove_table_one() first when the batch page fails."""
+        self.tlb_adjust_range(s, addr, addr + 1)
+        self.tlb_freed_tables = True
+        if not config(s).mmu_gather_rcu_table_free:
+            self.tlb_pages += (table,)
+            return _go(then)
+        if self.tlb_batch is None:
+            if self.batch_alloc_can_fail and s.maybe("batch page allocation (GFP_NOWAIT) fails"):
+                return self.call(TlbRemoveTableOne, then=then, tlb_table=table)
+            self.tlb_batch = ()
+        self.tlb_batch += (table,)
+        return _go(then)
+
+    # --- the calls
+
+    def tlb_flush_mmu(self, then):
+        """tlb_flush_mmu(): flush, then free the batches; continue at ``then``. Nothing
+        gathered: no step at all (the gather is thread-local)."""
+        if self.tlb_range is not None:
+            return self.call("tlb_flush_mmu_tlbonly", then=then)
+        if self.tlb_batch:
+            return self.call("tlb_table_flush", then=then)
+        if self.tlb_pages:
+            return self.call("tlb_batch_pages_flush", then=then)
+        return _go(then)
+
+    def tlb_finish_mmu(self, then=DONE):
+        """tlb_finish_mmu(): always a step, as it reads mm->tlb_flush_pending."""
+        return self.call("tlb_finish_flush", then=then, tlb_finish=True)
+
+    def tlb_finished(self, _=None):
+        """A continuation: tlb_finish_mmu(), then the thread is done (e.g. after pte_free_tlb())."""
+        return self.tlb_finish_mmu(DONE)

@@ -73,6 +73,14 @@ def rcu_read_locked(s) -> bool:
     return s.tid in s.rcu_readers
 
 
+RCU_READERS = "rcu_readers"
+
+
+def in_rcu_reader(s) -> bool:
+    """The running thread is inside a read-side section (false when the model has no RCU)."""
+    return RCU_READERS in s.layout.index and s.tid in s.load(RCU_READERS)
+
+
 def call_rcu(s, head, fn, arg) -> None:
     """Queue ``fn(s, arg)`` to run after every current reader has left its section."""
     if s.load(head) is not None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import textwrap
 
+from ..kernel.config import ALIAS, PARAMS
 from ..result import Result, TraceStep
 
 WIDTH = 34
@@ -135,11 +136,18 @@ def headline(result: Result) -> str:
     """The exploration's outcome (with obligations, the overall verdict comes last)."""
     variants = f" variants={','.join(result.variants)}" if result.variants else ""
     variants += f" without={','.join(result.without)}" if result.without else ""
-    params = " ".join(f"{k}={v}" for k, v in result.params.items())
+    params = " ".join(f"{k}={v}" for k, v in shown_params(result.params).items())
     verdict = result.explored_verdict or result.verdict
     return (f"{result.property}: {verdict.upper()} on model {result.model}{variants} ({params}): "
             f"{result.states} states, {result.transitions} transitions, depth {result.depth}, "
             f"{result.seconds:.2f}s")
+
+
+def shown_params(params: dict) -> dict:
+    """The model's parameters, then the kernel configuration where it is not the default (the
+    JSON has every value); ``split_ptlocks`` is only an alias of the ptlock symbols."""
+    return {k: v for k, v in params.items()
+            if k not in PARAMS or (k != ALIAS and v != PARAMS[k].default)}
 
 
 def _wrap(lines: list[str], width: int) -> list[str]:
