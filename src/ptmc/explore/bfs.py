@@ -61,7 +61,7 @@ STORES = {"exact": lambda system, capacity: Store(capacity, system.canonical),
 
 def explore(system: System, checks, max_states: int | None = None, progress=None,
             limit=None, observers=(), store: str = "exact") -> Exploration:
-    """``limit``: called after each state expanded; a reason (str) to stop as inconclusive, or
+    """``limit``: called every 32 states expanded; a reason (str) to stop as inconclusive, or
     None (see limits.MemoryLimit). ``store``: one of STORES."""
     # States are tuples of immutable values: they make no reference cycles, and the cyclic
     # garbage collector would only rescan the growing store again and again.
@@ -160,6 +160,8 @@ def _explore(system, checks, max_states, progress, limit, observers, new_store) 
                         if found is not None:
                             break
             i += 1
+            if i & 31:  # the limit and the progress line are looked at every 32 states
+                continue
             if limit is not None and (stop := limit()):
                 reason = f"{stop}: {counts()}{store.MEMORY_HINT}"
                 break
@@ -195,6 +197,7 @@ class Witnesses:
         self.found: dict[str, Found] = {}
         self.on_states = [c for c in checks if c.fn is not None and c.arity == 1]
         self.on_moves = [c for c in checks if c.fn is not None and c.arity == 2]
+        self.move_judges = [(c, system.judge(c.fn)) for c in self.on_moves]
         self.on_steps: dict[tuple, list] = {}  # (tid, pc) -> [(check, pc after or None)]
         for check in checks:
             if check.step is not None:
@@ -209,6 +212,7 @@ class Witnesses:
         self.found[check.name] = Found(check, check.description, length, number, tr, target)
         self.on_states = [c for c in self.on_states if c is not check]
         self.on_moves = [c for c in self.on_moves if c is not check]
+        self.move_judges = [(c, j) for c, j in self.move_judges if c is not check]
         self.on_steps = {k: kept for k, v in self.on_steps.items()
                          if (kept := [(c, t) for c, t in v if c is not check])}
         self.pending = bool(self.on_states or self.on_moves or self.on_steps)
@@ -232,8 +236,15 @@ class Witnesses:
                 if then is None or then == pc_after:
                     self._hit(check, length, number, tr, nxt)
         if self.on_moves:
-            for check in list(self.on_moves):
-                if _evaluate_witness(self.system, check, (state, nxt), nxt):
+            pair = (state, nxt)
+            for check, judge in self.move_judges:
+                try:
+                    hit = judge(pair)
+                except (PtmcError, MemoryError):
+                    raise
+                except Exception:  # noqa: BLE001 - _call says which check, and where
+                    hit = _call(self.system, check, pair, nxt)
+                if hit:
                     self._hit(check, length, number, tr, nxt)
 
     def missing(self) -> list:
@@ -283,7 +294,7 @@ def _end_failure(system, at_end, state, depth, number) -> Found | None:
 
 def _call(system, check, states, state):
     try:
-        return system.judge(check.fn, states)
+        return system.judge(check.fn)(states)
     except (PtmcError, MemoryError):
         raise
     except Exception as e:  # noqa: BLE001 - a bug in a property: say which, and where

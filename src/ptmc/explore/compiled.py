@@ -188,13 +188,13 @@ class CompiledSystem(System):
             if script is None:
                 return out
 
-    def judge(self, fn, states: tuple):
+    def judge(self, fn):
         """Property functions are functions of the slots they read too: memoised the same
         way, over the slots of ``states`` laid end to end."""
         judge = self._judges.get(fn)
         if judge is None:
             judge = self._judges[fn] = _Judge(self, fn)
-        return judge(states)
+        return judge
 
     def _writes(self, writes) -> tuple:
         """A leaf's writes ((slot, value), ...) of canonical values, each pair and each tuple of
@@ -255,14 +255,16 @@ class _Judge:
 
     def __init__(self, system: CompiledSystem, fn):
         self.system, self.fn, self.root, self.leaves = system, fn, _EMPTY, 0
+        self.direct = System.judge(system, fn)
 
     def __call__(self, states: tuple):
         if self.root is None:
-            return System.judge(self.system, self.fn, states)
+            return self.direct(states)
         key_state = states[0] if len(states) == 1 else states[0] + states[1]
-        node = self.root
+        node, mixed = self.root, self.system.canonical.mixed
         while node.__class__ is _Read:
-            node = _find(node.children, node.get(key_state))
+            key = node.get(key_state)
+            node = _find(node.children, key) if mixed else node.children.get(key)
             if node is None:
                 break
         if node.__class__ is _Result:
@@ -276,7 +278,7 @@ class _Judge:
             value = self.fn(*views)
         except Exception:  # noqa: BLE001 - called directly, it says what is wrong
             self.root = None
-            return System.judge(self.system, self.fn, states)
+            return self.direct(states)
         self.leaves += 1
         if not recorder.reads or len(recorder.reads) > self.MAX_READS or self.leaves > self.MAX_LEAVES:
             # (reading nothing, it is a constant or it counts its calls: keep calling it)
