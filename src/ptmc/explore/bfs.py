@@ -64,12 +64,14 @@ def explore(system: System, checks, max_states: int | None = None, progress=None
     """``limit``: called every 32 states expanded; a reason (str) to stop as inconclusive, or
     None (see limits.MemoryLimit). ``store``: one of STORES."""
     # States are tuples of immutable values: they make no reference cycles, and the cyclic
-    # garbage collector would only rescan the growing store again and again.
+    # garbage collector would only rescan the growing store again and again, during the run
+    # and after it (hence the freeze: what exploration built stays out of its way).
     collecting = gc.isenabled()
     gc.disable()
     try:
         return _explore(system, checks, max_states, progress, limit, observers, STORES[store])
     finally:
+        gc.freeze()
         if collecting:
             gc.enable()
 
@@ -113,7 +115,8 @@ def _explore(system, checks, max_states, progress, limit, observers, new_store) 
                 depth += 1
                 level_end = len(store)
             state = take(i)
-            nexts = expand(state, marks) if expand is not None and found is None and not witnesses.pending else None
+            nexts = expand(state, marks) if expand is not None and found is None and (
+                not witnesses.pending or witnesses.quiet(state)) else None
             if nexts is not None:  # no transition reports an event
                 transitions += len(nexts)
                 add_all(nexts, i)
@@ -246,6 +249,14 @@ class Witnesses:
                     hit = _call(self.system, check, pair, nxt)
                 if hit:
                     self._hit(check, length, number, tr, nxt)
+
+    def quiet(self, state) -> bool:
+        """No pending witness can be hit by a transition from ``state``: only transition
+        witnesses are pending, and each says false of every transition from it (it reads
+        only ``state`` to say so)."""
+        if self.on_states or self.on_steps:
+            return False
+        return all(self.system.settled(check.fn, state) is False for check, _ in self.move_judges)
 
     def missing(self) -> list:
         return [c for c in self.checks if c.name not in self.found]

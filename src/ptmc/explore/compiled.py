@@ -196,6 +196,12 @@ class CompiledSystem(System):
             judge = self._judges[fn] = _Judge(self, fn)
         return judge
 
+    def settled(self, fn, state: tuple):
+        """Known when ``fn``'s tree reaches a leaf reading only ``state`` (a witness that looks
+        at the after state only when the before state makes it worth it)."""
+        judge = self._judges.get(fn)
+        return None if judge is None else judge.settled(state)
+
     def _writes(self, writes) -> tuple:
         """A leaf's writes ((slot, value), ...) of canonical values, each pair and each tuple of
         pairs shared by every leaf that writes the same (a tree has many leaves alike)."""
@@ -270,6 +276,15 @@ class _Judge:
         if node.__class__ is _Result:
             return node.value
         return self._learn(states, key_state)
+
+    def settled(self, state: tuple):
+        node, size = self.root, len(state)
+        while node.__class__ is _Read:
+            if max(node.slots) >= size:
+                return None  # it reads the after state here
+            key = node.get(state)
+            node = _find(node.children, key) if self.system.canonical.mixed else node.children.get(key)
+        return node.value if node.__class__ is _Result else None
 
     def _learn(self, states: tuple, key_state: tuple):
         recorder, size = _Recorder(key_state), len(states[0])

@@ -188,6 +188,11 @@ class System:
         what the property function says of them, each seen through a read-only view."""
         return lambda states: fn(*map(self.view, states))
 
+    def settled(self, fn, state: tuple):
+        """What ``fn(before, after)`` says of every transition from ``state``, when that is
+        known without the after state; else None (here: never known)."""
+        return None
+
     def view(self, state: tuple) -> Mem:
         """Read-only use of a state by properties (invariants see shared cells by name)."""
         return self._mem(list(state), None)
