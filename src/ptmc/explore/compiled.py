@@ -76,7 +76,8 @@ class CompiledSystem(System):
                   "    if canonical.mixed:  # keys must be compared by type: the general path does",
                   "        return None",
                   "    nexts = []",
-                  "    append = nexts.append"]
+                  "    append = nexts.append",
+                  "    marked = None  # marks first set here, undone if the state goes the general way"]
         for ct in self._threads:
             t = ct.tid
             env[f"roots{t}"], env[f"thread{t}"] = ct.roots, ct
@@ -88,7 +89,6 @@ class CompiledSystem(System):
                      "                values[slot] = value",
                      "            out.append((tr, tuple(values)))"]
             expand += [f"    pc = state[{ct.pc_slot}]",
-                       f"    m{t} = None",
                        "    if pc >= 0:",
                        f"        node = roots{t}[pc]",
                        "        while node.__class__ is _Read:",
@@ -96,19 +96,23 @@ class CompiledSystem(System):
                        "        if node.__class__ is not _Leaf:",
                        f"            node = miss(thread{t}, pc, state)",
                        "        if node.eventful:",
+                       "            if marked:",
+                       "                for m in marked:",
+                       "                    marks[m] = False",
                        "            return None",
                        "        if node.outcomes:",
-                       f"            m{t} = {base} + pc",
+                       f"            if not marks[{base} + pc]:",
+                       f"                marks[{base} + pc] = True",
+                       "                if marked is None:",
+                       "                    marked = []",
+                       f"                marked.append({base} + pc)",
                        "            for writes in node.writes:",
                        "                values = list(state)",
                        "                for slot, value in writes:",
                        "                    values[slot] = value",
                        "                append(tuple(values))"]
             base += len(ct.roots)
-        expand += [f"    for m in ({', '.join(f'm{ct.tid}' for ct in self._threads)},):",
-                   "        if m is not None:",
-                   "            marks[m] = True",
-                   "    return nexts"]
+        expand.append("    return nexts")
         self.marks = base
         succ.append("    return out")
         # An unhashable value read makes the look-up raise TypeError: say what it is.
