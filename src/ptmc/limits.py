@@ -93,7 +93,7 @@ def _cgroup_limits() -> list[int]:
 
 
 class MemoryLimit:
-    """Called by the explorer after each state; says why to stop, or None. Resident memory is
+    """Called by the explorer every few states; says why to stop, or None. Resident memory is
     held to ``budget`` (default: SHARE of ``available()``) and, under an RLIMIT_AS, the address
     space to SHARE of it (the limit a MemoryError comes from)."""
 

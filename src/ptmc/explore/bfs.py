@@ -61,15 +61,17 @@ STORES = {"exact": lambda system, capacity: Store(capacity, system.canonical),
 
 def explore(system: System, checks, max_states: int | None = None, progress=None,
             limit=None, observers=(), store: str = "exact") -> Exploration:
-    """``limit``: called after each state expanded; a reason (str) to stop as inconclusive, or
+    """``limit``: called every 32 states expanded; a reason (str) to stop as inconclusive, or
     None (see limits.MemoryLimit). ``store``: one of STORES."""
     # States are tuples of immutable values: they make no reference cycles, and the cyclic
-    # garbage collector would only rescan the growing store again and again.
+    # garbage collector would only rescan the growing store again and again, during the run
+    # and after it (hence the freeze: what exploration built stays out of its way).
     collecting = gc.isenabled()
     gc.disable()
     try:
         return _explore(system, checks, max_states, progress, limit, observers, STORES[store])
     finally:
+        gc.freeze()
         if collecting:
             gc.enable()
 
@@ -113,7 +115,8 @@ def _explore(system, checks, max_states, progress, limit, observers, new_store) 
                 depth += 1
                 level_end = len(store)
             state = take(i)
-            nexts = expand(state, marks) if expand is not None and found is None and not witnesses.pending else None
+            nexts = expand(state, marks) if expand is not None and found is None and (
+                not witnesses.pending or witnesses.quiet(state)) else None
             if nexts is not None:  # no transition reports an event
                 transitions += len(nexts)
                 add_all(nexts, i)
@@ -160,6 +163,8 @@ def _explore(system, checks, max_states, progress, limit, observers, new_store) 
                         if found is not None:
                             break
             i += 1
+            if i & 31:  # the limit and the progress line are looked at every 32 states
+                continue
             if limit is not None and (stop := limit()):
                 reason = f"{stop}: {counts()}{store.MEMORY_HINT}"
                 break
@@ -195,6 +200,7 @@ class Witnesses:
         self.found: dict[str, Found] = {}
         self.on_states = [c for c in checks if c.fn is not None and c.arity == 1]
         self.on_moves = [c for c in checks if c.fn is not None and c.arity == 2]
+        self.move_judges = [(c, system.judge(c.fn)) for c in self.on_moves]
         self.on_steps: dict[tuple, list] = {}  # (tid, pc) -> [(check, pc after or None)]
         for check in checks:
             if check.step is not None:
@@ -209,6 +215,7 @@ class Witnesses:
         self.found[check.name] = Found(check, check.description, length, number, tr, target)
         self.on_states = [c for c in self.on_states if c is not check]
         self.on_moves = [c for c in self.on_moves if c is not check]
+        self.move_judges = [(c, j) for c, j in self.move_judges if c is not check]
         self.on_steps = {k: kept for k, v in self.on_steps.items()
                          if (kept := [(c, t) for c, t in v if c is not check])}
         self.pending = bool(self.on_states or self.on_moves or self.on_steps)
@@ -232,9 +239,24 @@ class Witnesses:
                 if then is None or then == pc_after:
                     self._hit(check, length, number, tr, nxt)
         if self.on_moves:
-            for check in list(self.on_moves):
-                if _evaluate_witness(self.system, check, (state, nxt), nxt):
+            pair = (state, nxt)
+            for check, judge in self.move_judges:
+                try:
+                    hit = judge(pair)
+                except (PtmcError, MemoryError):
+                    raise
+                except Exception:  # noqa: BLE001 - _call says which check, and where
+                    hit = _call(self.system, check, pair, nxt)
+                if hit:
                     self._hit(check, length, number, tr, nxt)
+
+    def quiet(self, state) -> bool:
+        """No pending witness can be hit by a transition from ``state``: only transition
+        witnesses are pending, and each says false of every transition from it (it reads
+        only ``state`` to say so)."""
+        if self.on_states or self.on_steps:
+            return False
+        return all(self.system.settled(check.fn, state) is False for check, _ in self.move_judges)
 
     def missing(self) -> list:
         return [c for c in self.checks if c.name not in self.found]
@@ -283,7 +305,7 @@ def _end_failure(system, at_end, state, depth, number) -> Found | None:
 
 def _call(system, check, states, state):
     try:
-        return system.judge(check.fn, states)
+        return system.judge(check.fn)(states)
     except (PtmcError, MemoryError):
         raise
     except Exception as e:  # noqa: BLE001 - a bug in a property: say which, and where

@@ -76,7 +76,8 @@ class CompiledSystem(System):
                   "    if canonical.mixed:  # keys must be compared by type: the general path does",
                   "        return None",
                   "    nexts = []",
-                  "    append = nexts.append"]
+                  "    append = nexts.append",
+                  "    marked = None  # marks first set here, undone if the state goes the general way"]
         for ct in self._threads:
             t = ct.tid
             env[f"roots{t}"], env[f"thread{t}"] = ct.roots, ct
@@ -88,7 +89,6 @@ class CompiledSystem(System):
                      "                values[slot] = value",
                      "            out.append((tr, tuple(values)))"]
             expand += [f"    pc = state[{ct.pc_slot}]",
-                       f"    m{t} = None",
                        "    if pc >= 0:",
                        f"        node = roots{t}[pc]",
                        "        while node.__class__ is _Read:",
@@ -96,19 +96,23 @@ class CompiledSystem(System):
                        "        if node.__class__ is not _Leaf:",
                        f"            node = miss(thread{t}, pc, state)",
                        "        if node.eventful:",
+                       "            if marked:",
+                       "                for m in marked:",
+                       "                    marks[m] = False",
                        "            return None",
                        "        if node.outcomes:",
-                       f"            m{t} = {base} + pc",
+                       f"            if not marks[{base} + pc]:",
+                       f"                marks[{base} + pc] = True",
+                       "                if marked is None:",
+                       "                    marked = []",
+                       f"                marked.append({base} + pc)",
                        "            for writes in node.writes:",
                        "                values = list(state)",
                        "                for slot, value in writes:",
                        "                    values[slot] = value",
                        "                append(tuple(values))"]
             base += len(ct.roots)
-        expand += [f"    for m in ({', '.join(f'm{ct.tid}' for ct in self._threads)},):",
-                   "        if m is not None:",
-                   "            marks[m] = True",
-                   "    return nexts"]
+        expand.append("    return nexts")
         self.marks = base
         succ.append("    return out")
         # An unhashable value read makes the look-up raise TypeError: say what it is.
@@ -188,13 +192,19 @@ class CompiledSystem(System):
             if script is None:
                 return out
 
-    def judge(self, fn, states: tuple):
+    def judge(self, fn):
         """Property functions are functions of the slots they read too: memoised the same
         way, over the slots of ``states`` laid end to end."""
         judge = self._judges.get(fn)
         if judge is None:
             judge = self._judges[fn] = _Judge(self, fn)
-        return judge(states)
+        return judge
+
+    def settled(self, fn, state: tuple):
+        """Known when ``fn``'s tree reaches a leaf reading only ``state`` (a witness that looks
+        at the after state only when the before state makes it worth it)."""
+        judge = self._judges.get(fn)
+        return None if judge is None else judge.settled(state)
 
     def _writes(self, writes) -> tuple:
         """A leaf's writes ((slot, value), ...) of canonical values, each pair and each tuple of
@@ -255,19 +265,30 @@ class _Judge:
 
     def __init__(self, system: CompiledSystem, fn):
         self.system, self.fn, self.root, self.leaves = system, fn, _EMPTY, 0
+        self.direct = System.judge(system, fn)
 
     def __call__(self, states: tuple):
         if self.root is None:
-            return System.judge(self.system, self.fn, states)
+            return self.direct(states)
         key_state = states[0] if len(states) == 1 else states[0] + states[1]
-        node = self.root
+        node, mixed = self.root, self.system.canonical.mixed
         while node.__class__ is _Read:
-            node = _find(node.children, node.get(key_state))
+            key = node.get(key_state)
+            node = _find(node.children, key) if mixed else node.children.get(key)
             if node is None:
                 break
         if node.__class__ is _Result:
             return node.value
         return self._learn(states, key_state)
+
+    def settled(self, state: tuple):
+        node, size = self.root, len(state)
+        while node.__class__ is _Read:
+            if max(node.slots) >= size:
+                return None  # it reads the after state here
+            key = node.get(state)
+            node = _find(node.children, key) if self.system.canonical.mixed else node.children.get(key)
+        return node.value if node.__class__ is _Result else None
 
     def _learn(self, states: tuple, key_state: tuple):
         recorder, size = _Recorder(key_state), len(states[0])
@@ -276,7 +297,7 @@ class _Judge:
             value = self.fn(*views)
         except Exception:  # noqa: BLE001 - called directly, it says what is wrong
             self.root = None
-            return System.judge(self.system, self.fn, states)
+            return self.direct(states)
         self.leaves += 1
         if not recorder.reads or len(recorder.reads) > self.MAX_READS or self.leaves > self.MAX_LEAVES:
             # (reading nothing, it is a constant or it counts its calls: keep calling it)

@@ -97,8 +97,8 @@ class Store:
                 for state in batch:
                     add(state, parent)
                 return
+            number = len(states)
             for state in batch:  # add() for states of canonical objects, inlined
-                number = len(states)
                 try:
                     first = setdefault(state, number)
                 except TypeError:
@@ -109,6 +109,7 @@ class Store:
                         raise StoreFull
                     append(state)
                     append_parent(parent)
+                    number += 1
         return add, add_all
 
     def collision_probability(self) -> None:

@@ -185,10 +185,15 @@ class System:
         return [tid for tid, code in enumerate(self._code)
                 if not code.thread.daemon and state[code.pc_slot] not in (DONE_PC, OOPS)]
 
-    def judge(self, fn, states: tuple):
-        """What a property function says of ``states`` (a state, or a transition's before and
-        after), each seen through a read-only view."""
-        return fn(*map(self.view, states))
+    def judge(self, fn):
+        """``fn`` as a function of ``states`` (a state, or a transition's before and after):
+        what the property function says of them, each seen through a read-only view."""
+        return lambda states: fn(*map(self.view, states))
+
+    def settled(self, fn, state: tuple):
+        """What ``fn(before, after)`` says of every transition from ``state``, when that is
+        known without the after state; else None (here: never known)."""
+        return None
 
     def view(self, state: tuple) -> Mem:
         """Read-only use of a state by properties (invariants see shared cells by name)."""
