@@ -31,7 +31,7 @@ def test_terminal_line_is_overwritten_in_place_then_summarised():
     assert len(updates) == 2 and all(u.endswith("\x1b[K") for u in updates)
     assert updates[1].startswith("  30,000 states  15,000 states/s  frontier 1,500  depth 20  mem ")
     assert updates[1].endswith("  2s\x1b[K")
-    assert summary.startswith("  explored 47,815 states, 98,452 transitions, depth 41 in 3s (9,798 states/s")
+    assert summary.startswith("  explored 31,355 states, 98,452 transitions, depth 41 in 3s (9,798 states/s")
     assert "peak memory" in summary and summary.endswith(")\n")
 
 
