@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from . import ablation, docgen, limits, workflow
+from . import ablation, docgen, limits, regress, workflow
 from . import matrix as configuration_matrix
 from .errors import PtmcError, from_user_code
 from .model import load_model_class
@@ -276,6 +276,25 @@ def list_(ctx, file, verdicts):
             ctx.exit(3)
         return
     click.echo(workflow.describe(Path(file)) if file else workflow.catalogue(Path.cwd()), nl=False)
+
+
+@main.command(name="regress")
+@click.argument("corpus_dir", required=False, default="corpus", type=click.Path(file_okay=False))
+@click.pass_context
+def regress_(ctx, corpus_dir):
+    """Run the known-bug corpus (CORPUS_DIR, default corpus/): one row per entry; exit 0 only if every entry matches."""
+    entries = regress.load(corpus_dir)
+
+    def done(row):
+        click.echo(f"  {row.entry.name}: {row.result.verdict}, {row.result.states:,} states, "
+                   f"{row.seconds:.1f}s{'' if row.ok else ' MISMATCH'}", err=True)
+    rows, stopped = regress.run(entries, done=done)
+    if rows:
+        click.echo(regress.render(rows), nl=False)
+    if stopped:
+        click.echo(f"inconclusive: {stopped}")
+        ctx.exit(3)
+    ctx.exit(0 if all(row.ok for row in rows) else 1)
 
 
 @main.command()

@@ -34,7 +34,8 @@ from ..model import DONE, Procedure, step
 from .config import config
 from .irq import irq_init, smp_call_function_wait
 from .pgtable import address, ptrs_per_pte, pte_free
-from .rcu import call_rcu, rcu_head_cell
+from ..model import Guard
+from .rcu import RCU_GRACE_PERIOD, call_rcu, rcu_head_cell
 from .tlb import flush_tlb_mm_range
 
 
@@ -99,9 +100,17 @@ class TlbFlushMmu(Procedure):
     tlb_finish: bool = False  # argument: this is tlb_finish_mmu()
     tlb_active: bool = False  # between tlb_gather_mmu() and the end of tlb_finish_mmu()
 
+    gather_tlb_flush = Guard(
+        "tlb_flush_mmu_tlbonly() before the tables are freed or handed to call_rcu(): no CPU may keep a "
+        "translation or a cached table walk through what was unmapped (invariant H)",
+        without="free (or queue) what was gathered without flushing the TLB")
+    rcu_grace_period = RCU_GRACE_PERIOD
+
     def _tlb_flush(self, s) -> None:
         """tlb_flush_mmu_tlbonly(): flush what was gathered (if anything), reset the range."""
-        if self.tlb_fullmm:
+        if not self.gather_tlb_flush:
+            pass
+        elif self.tlb_fullmm:
             flush_tlb_mm_range(s, freed_tables=True)  # TLB_FLUSH_ALL
         elif self.tlb_range is not None:
             flush_tlb_mm_range(s, *self.tlb_range, freed_tables=self.tlb_freed_tables)
@@ -168,6 +177,12 @@ class TlbRemoveTableOne(TlbFlushMmu):
 
     table_free_fallback = None
 
+    semi_rcu_ipi = Guard(
+        "tlb_remove_table_sync_one(): the semi-RCU fallback frees the table right after an IPI to every "
+        "CPU, which waits for the IRQs-off GUP-fast walkers (and only for them)",
+        without="free the table at once, without the IPI",
+        against="GUP-fast with the semi-RCU fallback (semi_rcu_fallback, or pt_reclaim=false)")
+
     def table_free_fallback_of(self, s) -> str:
         if self.table_free_fallback:
             return self.table_free_fallback
@@ -188,7 +203,8 @@ class TlbRemoveTableOne(TlbFlushMmu):
     @step("mm/mmu_gather.c:tlb_remove_table_sync_one")
     def tlb_remove_table_sync_one(self, s):
         # Semi-RCU: the IPI only waits for CPUs with IRQs disabled (GUP-fast).
-        smp_call_function_wait(s)
+        if self.semi_rcu_ipi:
+            smp_call_function_wait(s)
 
     @step("mm/mmu_gather.c:__tlb_remove_table")
     def tlb_remove_table_now(self, s):
