@@ -41,6 +41,7 @@ from ptmc.kernel.folio import (declare_folio, folio_add_new_anon_rmap, folio_add
                                folio_remove_rmap_ptes, folio_unlock, page_folio)
 from ptmc.kernel.hw import HardwareWalker
 from ptmc.kernel.irq import local_irq_restore, local_irq_save
+from ptmc.kernel.mmap_lock import MmapReader, mmap_lock_init
 from ptmc.kernel.mmu_gather import MmuGather, mmu_gather_init
 from ptmc.kernel.pgtable import (PageTables, PmdInstall, PteOffsetMapLock, address, huge_pmd,
                                  is_pmd_migration_entry, is_swap_pmd, mm_dec_nr_ptes, mm_inc_nr_ptes,
@@ -74,7 +75,7 @@ def pte_install_uffd_wp_if_needed(s, vma: Vma, table, i: int, pteval) -> bool:
     return False
 
 
-class Zap(MmuGather, PteOffsetMapLock):
+class Zap(MmuGather, PteOffsetMapLock, MmapReader):
     """madvise(MADV_DONTNEED) -> zap_page_range_single() -> zap_pte_range() with reclaim_pt.
 
     zap_pmd_range() finds the table (a huge pmd goes to zap_huge_pmd() under the pml);
@@ -142,7 +143,7 @@ class Zap(MmuGather, PteOffsetMapLock):
         if is_swap_pmd(pmdval) or pmd_trans_huge(pmdval):
             return "zap_huge_pmd"  # (HugeZap) the zap covers the whole PMD: no split
         if not pmd_table(pmdval):
-            return self.tlb_finish_mmu(DONE)
+            return self.tlb_finish_mmu(self.done())
         # reclaim_pt_is_enabled(): only a zap of the whole PMD range may reclaim the table.
         self.can_reclaim = config(s).pt_reclaim and self.i == 0
         self.direct_reclaim = True
@@ -267,7 +268,7 @@ class Zap(MmuGather, PteOffsetMapLock):
     def zap_end(self, _=None):
         """The whole range is zapped: reclaim the table if this call may, else finish."""
         if not self.can_reclaim:
-            return self.tlb_finish_mmu(DONE)
+            return self.tlb_finish_mmu(self.done())
         return "free_pte" if self.direct_reclaim else "try_to_free_pte"
 
     # The slow path, try_to_free_pte(): the usual lock order, and every entry rechecked.
@@ -280,7 +281,7 @@ class Zap(MmuGather, PteOffsetMapLock):
     def slow_map(self, s):
         pmdval, ptl = pte_offset_map_nolock(s)
         if ptl is None:
-            return "slow_unlock_pml" if self.slow_path_pml else self.tlb_finish_mmu(DONE)
+            return "slow_unlock_pml" if self.slow_path_pml else self.tlb_finish_mmu(self.done())
         self.pmdval, self.ptl, self.j = pmdval, ptl, 0
         # No pmd_same() needed: the pmd cannot change while we hold pml.
         return "slow_lock_ptl" if self.took_ptl(s) else self.slow_checked()
@@ -303,12 +304,12 @@ class Zap(MmuGather, PteOffsetMapLock):
             # Refilled since the scan: give up. With ptl == pml this unlock releases pml too.
             if self.took_ptl(s):
                 pte_unmap_unlock(s, self.ptl)
-                return "slow_unlock_pml" if self.slow_path_pml else self.tlb_finish_mmu(DONE)
+                return "slow_unlock_pml" if self.slow_path_pml else self.tlb_finish_mmu(self.done())
             if self.slow_path_pml:
                 pte_unmap_unlock(s, pmd_lockptr(s))
             else:
                 pte_unmap(s)
-            return self.tlb_finish_mmu(DONE)
+            return self.tlb_finish_mmu(self.done())
         self.j += 1
         return "slow_check" if self.j < ptrs_per_pte(s) else "slow_clear_pmd"
 
@@ -329,7 +330,7 @@ class Zap(MmuGather, PteOffsetMapLock):
     @step("mm/pt_reclaim.c:try_to_free_pte")
     def slow_unlock_pml(self, s):
         spin_unlock(s, pmd_lockptr(s))
-        return "free_pte" if self.table is not None else self.tlb_finish_mmu(DONE)
+        return "free_pte" if self.table is not None else self.tlb_finish_mmu(self.done())
 
     @step("mm/pt_reclaim.c:free_pte")
     def free_pte(self, s):
@@ -382,13 +383,13 @@ class HugeZap(Zap):
     @step("mm/huge_memory.c:zap_huge_pmd")
     def zap_huge_pmd_unlock(self, s):
         spin_unlock(s, pmd_lockptr(s))  # then tlb_remove_page_size(): the folio waits for the flush
-        return self.tlb_finish_mmu(DONE)  # the next pmd: the end of the range
+        return self.tlb_finish_mmu(self.done())  # the next pmd: the end of the range
 
 
 FAULT_KINDS = ("write", "read", "mthp")
 
 
-class Fault(PteOffsetMapLock, PmdInstall):
+class Fault(PteOffsetMapLock, PmdInstall, MmapReader):
     """A fault on entry 0 of anonymous memory: handle_pte_fault(), do_anonymous_page().
 
     With a table present, handle_pte_fault() maps it with pte_offset_map_rw_nolock() and reads
@@ -473,7 +474,7 @@ class Fault(PteOffsetMapLock, PmdInstall):
             if pte_marker_uffd_wp(self.orig):
                 return "do_pte_missing"  # pte_marker_handle_uffd_wp(): a fault on a none pte
             self.orig = None
-            return DONE  # a guard marker: VM_FAULT_SIGSEGV (swap-in and migration waits: not here)
+            return self.done()  # a guard marker: VM_FAULT_SIGSEGV (swap-in and migration waits: not here)
 
     @step("mm/memory.c:handle_pte_fault")
     def fault_lock(self, s):
@@ -491,7 +492,7 @@ class Fault(PteOffsetMapLock, PmdInstall):
         if self.kind != "read" and not pte_write(pte):  # a write fault (an mTHP's too): do_wp_page()
             pte_unmap_unlock(s, self.ptl)
             if userfaultfd_pte_wp(self.vma, pte):
-                return DONE  # handle_userfault(VM_UFFD_WP): userspace resolves it
+                return self.done()  # handle_userfault(VM_UFFD_WP): userspace resolves it
             # the zero page: wp_page_copy() copies it into a new folio, rechecking under the ptl
             return self.call(PteOffsetMapLock, then=self.wp_mapped)
         set_pte_at(s, self.pmdval, self.entry, pte)  # ptep_set_access_flags(): young/dirty
@@ -499,7 +500,7 @@ class Fault(PteOffsetMapLock, PmdInstall):
     @step("include/linux/mm.h:pte_unmap_unlock")
     def fault_unlock(self, s):
         pte_unmap_unlock(s, self.ptl)
-        return DONE
+        return self.done()
 
     def wp_mapped(self, table):
         """wp_page_copy(): the new folio is allocated; the table mapped and locked again."""
@@ -628,7 +629,7 @@ class HugeFault(Fault):
             self.orig = pmdval
             return "huge_set_accessed"
         if is_pmd_migration_entry(pmdval):
-            return DONE  # pmd_migration_entry_wait(): a migration actor's story
+            return self.done()  # pmd_migration_entry_wait(): a migration actor's story
         return "handle_pte_fault"
 
     @step("mm/huge_memory.c:__do_huge_pmd_anonymous_page")
@@ -659,11 +660,11 @@ class HugeFault(Fault):
     def huge_unlock(self, s):
         spin_unlock(s, pmd_lockptr(s))
         if self.prealloc is None:
-            return DONE  # installed
+            return self.done()  # installed
         pte_free(s, self.prealloc)  # pte_free() of the unused deposit table, at once
         self.prealloc = None
         # handle_userfault(VM_UFFD_MISSING); or the pmd was not none: return 0, fault again
-        return DONE if userfaultfd_missing(self.vma) else self.refault()
+        return self.done() if userfaultfd_missing(self.vma) else self.refault()
 
     @step("mm/huge_memory.c:huge_pmd_set_accessed")
     def huge_set_accessed(self, s):
@@ -674,7 +675,7 @@ class HugeFault(Fault):
         pmd_same(s.pmd, self.orig)  # touch_pmd() only if unchanged
         self.orig = None
         spin_unlock(s, pmd_lockptr(s))
-        return DONE
+        return self.done()
 
 
 
@@ -752,13 +753,13 @@ class ShmemFault(Fault):
     def file_unlock_folio(self, s):
         folio_unlock(s, page_folio(s, self.file_page))
         if self.prealloc is None:
-            return DONE
+            return self.done()
 
     @step("mm/memory.c:do_fault")
     def free_prealloc(self, s):
         pte_free(s, self.prealloc)  # the preallocated table is unused: free it
         self.prealloc = None
-        return DONE
+        return self.done()
 
 
 
@@ -769,7 +770,7 @@ class HugeShmemFault(HugeFault, ShmemFault):
     first_step = "handle_mm_fault"
 
 
-class Walker(PteOffsetMapLock):
+class Walker(PteOffsetMapLock, MmapReader):
     """A page-table walk (walk_page_range() with a pte_entry): walk_pmd_range() skips a none
     pmd and splits a huge one (split_huge_pmd(): under the pml the huge pmd is invalidated and
     flushed, the deposited table filled with the folio's pages and linked); walk_pte_range()
@@ -788,7 +789,7 @@ class Walker(PteOffsetMapLock):
     def walk_pmd_range(self, s):
         pmdval = s.pmd
         if pmd_none(pmdval):
-            return DONE  # ops->pte_hole(); nothing to walk
+            return self.done()  # ops->pte_hole(); nothing to walk
         if pmd_trans_huge(pmdval) or is_swap_pmd(pmdval):
             return "split_huge_pmd"  # (HugeWalker)
         return self.call(PteOffsetMapLock, then=self.walk_pte_range)
@@ -803,7 +804,7 @@ class Walker(PteOffsetMapLock):
         if self.i < ptrs_per_pte(s):
             return "walk_pte"
         pte_unmap_unlock(s, self.ptl)
-        return DONE
+        return self.done()
 
 
 
@@ -854,7 +855,7 @@ class HugeWalker(Walker):
         return self.call(PteOffsetMapLock, then=self.walk_pte_range)
 
 
-class Reader(Thread):
+class Reader(MmapReader):
     """filemap_fault_recheck_pte_none(): a pte_offset_map_ro_nolock() user.
 
     It reads the entry locklessly and takes the ptl it computed from the pmd value only when it
@@ -869,14 +870,14 @@ class Reader(Thread):
     def ro_map(self, s):
         self.pmdval, ptl = pte_offset_map_nolock(s)
         if ptl is None:
-            return DONE  # VM_FAULT_NOPAGE
+            return self.done()  # VM_FAULT_NOPAGE
         self.ptl = ptl
 
     @step("mm/filemap.c:filemap_fault_recheck_pte_none")
     def ro_read(self, s):
         if not pte_none(ptep_get_lockless(s, self.pmdval, 0)):
             pte_unmap(s)
-            return DONE
+            return self.done()
 
     @step("mm/filemap.c:filemap_fault_recheck_pte_none")
     def ro_lock(self, s):
@@ -886,7 +887,7 @@ class Reader(Thread):
     def ro_recheck(self, s):
         ptep_get(s, self.pmdval, 0)
         pte_unmap_unlock(s, self.ptl)
-        return DONE
+        return self.done()
 
 
 class GupFast(Thread):
@@ -1062,7 +1063,13 @@ class Reclaim(Model):
     def fault_base(self, k: int) -> int:
         return self.entries + 1 + k * (self.entries + 3)
 
+    def mmap_writers(self) -> int:
+        """Threads that take mmap_lock for write. With any, the others' mmap_read_lock() is part
+        of the race (ptmc.kernel.mmap_lock.MmapReader); without, no read lock excludes anybody."""
+        return 0
+
     def init(self, mem):
+        mmap_lock_init(mem)
         pages = self.pages or 1 + 2 * self.faults + self.zaps + self.huge_pmd
         PageTables(mem, pages=pages, entries=self.entries, rcu_head=True,
                    deposit=self.huge_pmd or self.thp)
@@ -1206,8 +1213,10 @@ class Reclaim(Model):
                                  file_page=1)
                   for k, name in enumerate(numbered("fault", self.faults))]
         walkers = [kinds["walker"](name, vma) for name in numbered("walker", self.walkers)]
-        return [*zaps, *faults, *walkers,
-                *(Reader(name) for name in numbered("reader", self.readers)),
+        readers = [Reader(name) for name in numbered("reader", self.readers)]
+        for thread in (*zaps, *faults, *walkers, *readers):
+            thread.mmap_read_locked = bool(self.mmap_writers())
+        return [*zaps, *faults, *walkers, *readers,
                 *(GupFast(name) for name in numbered("gup_fast", self.gup_fast)),
                 *(HardwareWalker(cpu) for cpu in range(self.hw_walkers)),
                 RcuCallbacks()]

@@ -153,7 +153,7 @@ def test_a_disabled_path_fails_the_run(tmp_path):
 
 def test_unreached_steps_of_the_default_run():
     r = run("no_uaf")
-    assert r.unreached == {
+    expected = {
         "zap": ["mm/mmu_gather.c:tlb_remove_table_sync_one [tlb_remove_table_sync_one]",
                 "mm/mmu_gather.c:__tlb_remove_table [tlb_remove_table_now]",  # semi-RCU only
                 # tlb_flush_mmu() after the unlock: the forced flush under the ptl left nothing
@@ -162,6 +162,24 @@ def test_unreached_steps_of_the_default_run():
         "fault": ["mm/memory.c:wp_page_copy [wp_page_copy]",  # a write fault on the zero page
                   "mm/memory.c:__pte_alloc [free_unpublished]"],  # needs a second fault
     }
+    # No thread takes mmap_lock for write here, so nobody takes it for read (MmapReader).
+    lock = ["include/linux/mmap_lock.h:mmap_read_lock [mmap_read_lock]",
+            "include/linux/mmap_lock.h:mmap_read_unlock [mmap_read_unlock]"]
+    assert {thread: steps[-2:] for thread, steps in r.unreached.items()} == dict.fromkeys(
+        ["zap", "fault", "walker", "reader"], lock)
+    assert {thread: steps[:-2] for thread, steps in r.unreached.items() if steps[:-2]} == expected
+
+
+def test_with_an_mmap_lock_writer_every_other_thread_holds_it_for_read(tmp_path):
+    """MmapReader: each thread's path runs between mmap_read_lock() and mmap_read_unlock(),
+    whichever way it finishes; a read lock excludes nobody, so the verdicts stay."""
+    model = edited_model(tmp_path, "reclaim", "        return 0\n\n    def init(self, mem):",
+                         "        return 1\n\n    def init(self, mem):")
+    for prop in ("no_uaf", "no_deadlock"):
+        r = workflow.check(ROOT / "properties" / f"{prop}.py", model_path=model)
+        assert r.verdict == "holds", prop
+        assert not any("mmap_read" in step for steps in r.unreached.values() for step in steps)
+        assert r.states > 47815
 
 
 def test_witness_trace_is_shortest_and_rendered():
