@@ -60,6 +60,8 @@ from ptmc.kernel.tlb import cpu_caches_init, flush_tlb_range, slot_range
 from ptmc.kernel.vma import (Vma, declare_vma, userfaultfd_armed, userfaultfd_missing,
                              userfaultfd_pte_wp, userfaultfd_wp, vma_is_anonymous)
 from ptmc.properties import reachable
+from ptmc.actors.khugepaged import Retract
+from ptmc.actors.rmap import TryToUnmap
 
 
 def pte_install_uffd_wp_if_needed(s, vma: Vma, table, i: int, pteval) -> bool:
@@ -1011,6 +1013,8 @@ class Reclaim(Model):
     batch_alloc_fail = Param(True, "explore the mmu_gather batch page allocation failing")
     need_resched = Param(True, "explore need_resched() breaking the zap loop")
     force_break = Param(True, "explore the gather's page batch filling up (force_break)")
+    retracts = Param(0, "khugepaged/MADV_COLLAPSE retract_page_tables() threads (file THP: vma=shmem)")
+    rmap_walkers = Param(0, "try_to_unmap() rmap walkers of the folio mapped by the last entry")
 
     maintains = ("nr_ptes", "mapcount")
 
@@ -1052,18 +1056,43 @@ class Reclaim(Model):
                 raise PtmcError("fault: on shmem only write faults (do_shared_fault()) are modelled")
             if self.thp:
                 raise PtmcError("thp: huge faults are modelled for anonymous memory only (vma=anon)")
+        self._refuse_khugepaged_rmap()
         if "mthp" in (self.fault,) and self.entries < 2:
             raise PtmcError("fault=mthp maps an order-1 folio over entries 0-1: needs entries >= 2")
         if self.kinds[0] not in ("present", "dirty", "present_wp", "zero", "none") and self.faults:
             raise PtmcError(f"ptes: entry 0 is the one faults touch, and a fault on a {self.kinds[0]} "
                             "entry (do_swap_page()) is not modelled: put it in another entry")
 
+    def _refuse_khugepaged_rmap(self) -> None:
+        """retract_page_tables() and the rmap walker: what the kernel cannot produce."""
+        if self.retracts:
+            if self.the_vma.anon:
+                raise PtmcError("retracts: retract_page_tables() retracts tables of a file's mappings "
+                                "(collapse_file()); an anonymous VMA has none: set vma=shmem")
+            if self.huge_pmd:
+                raise PtmcError("retracts: collapse_file() leaves a table for retract_page_tables(), "
+                                "not a huge pmd: unset huge_pmd")
+            bad = [k for k in self.kinds if k not in ("none", "guard", "uffd_wp")]
+            if bad:
+                raise PtmcError(f"retracts: collapse_file() unmaps every page of the range (try_to_unmap()) "
+                                f"before retract_page_tables(), so no entry is {bad[0]}: set ptes to none "
+                                "(or guard and uffd_wp markers)")
+        if self.rmap_walkers:
+            if self.huge_pmd:
+                raise PtmcError("rmap_walkers: the walker unmaps a small folio of the table: unset huge_pmd")
+            if self.kinds[-1] not in ("present", "dirty", "present_wp"):
+                raise PtmcError("rmap_walkers: the walker unmaps the folio the last entry maps: make it "
+                                "present, dirty or present_wp")
+            if self.entries < 2 and self.faults:
+                raise PtmcError("rmap_walkers: entry 0 is the faults', the walker's is the last one: "
+                                "needs entries >= 2")
+
     # data pages: the table's entry i maps page i + 1; fault k owns pages from fault_base(k)
     def fault_base(self, k: int) -> int:
         return self.entries + 1 + k * (self.entries + 3)
 
     def init(self, mem):
-        pages = self.pages or 1 + 2 * self.faults + self.zaps + self.huge_pmd
+        pages = self.pages or 1 + 2 * self.faults + self.zaps + self.huge_pmd + self.retracts
         PageTables(mem, pages=pages, entries=self.entries, rcu_head=True,
                    deposit=self.huge_pmd or self.thp)
         vma = self.the_vma
@@ -1210,13 +1239,23 @@ class Reclaim(Model):
                 *(Reader(name) for name in numbered("reader", self.readers)),
                 *(GupFast(name) for name in numbered("gup_fast", self.gup_fast)),
                 *(HardwareWalker(cpu) for cpu in range(self.hw_walkers)),
+                *self.khugepaged_rmap_threads(),
                 RcuCallbacks()]
+
+    def khugepaged_rmap_threads(self) -> list:
+        """retract_page_tables() and the rmap walkers (src/ptmc/actors)."""
+        vma, last = self.the_vma, self.entries - 1
+        return [*(Retract(name, vma, file_page=1, maybe_guard="guard" in self.kinds)
+                  for name in numbered("retract", self.retracts)),
+                *(TryToUnmap(name, vma, entry=last, page=last + 1)
+                  for name in numbered("rmap", self.rmap_walkers))]
 
     def doc_threads(self):
         """Every thread kind, for the reference (ptmc doc), whichever configuration uses it."""
         vma = self.the_vma
         return [*self.threads()[:-1], HugeZap("zap", vma), MthpFault("fault", vma), HugeFault("fault", vma),
                 ShmemFault("fault", vma), HugeWalker("walker", vma), GupFast("gup_fast"),
+                Retract("retract", vma), TryToUnmap("rmap", vma, entry=self.entries - 1, page=self.entries),
                 HardwareWalker(0), RcuCallbacks()]
 
 
