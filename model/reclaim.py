@@ -239,6 +239,9 @@ class Zap(MmuGather, PteOffsetMapLock):
         # No recheck of the pmd: it cannot change while we hold the table's ptl (I4), and
         # every entry was seen none under that same ptl.
         self.table = pmd_clear(s)
+        if not pmd_table(self.table):  # only when another thread broke I4 (a guard ablation)
+            s.report("use-after-free", f"{s.actor} unlinks pmd value {self.table or 'none'} as its table: "
+                                       "the pmd changed under the ptl")
         if not self.fast_path_pml:
             return self.before_unlock()
 
@@ -958,6 +961,12 @@ class GupFast(Thread):
         return DONE
 
 
+def rmap_gives_up_after_retry(before, after) -> bool:
+    """An rmap walker whose pmd_same() failed maps again and finds no table: not found."""
+    return any(r.pc == "map_pte" and after.thread(r.name).pc == "pvmw_pmd" and r.pmdval is None
+               and not pmd_table(before.pmd) for r in before.threads("rmap"))
+
+
 def slow_path_gives_up(before, after) -> bool:
     """A zap's slow-path recheck finds an entry that is not none and leaves the table alone."""
     return any(z.pc == "slow_check" and after.thread(z.name).pc not in ("slow_check", "slow_clear_pmd")
@@ -1072,11 +1081,9 @@ class Reclaim(Model):
             if self.huge_pmd:
                 raise PtmcError("retracts: collapse_file() leaves a table for retract_page_tables(), "
                                 "not a huge pmd: unset huge_pmd")
-            bad = [k for k in self.kinds if k not in ("none", "guard", "uffd_wp")]
-            if bad:
-                raise PtmcError(f"retracts: collapse_file() unmaps every page of the range (try_to_unmap()) "
-                                f"before retract_page_tables(), so no entry is {bad[0]}: set ptes to none "
-                                "(or guard and uffd_wp markers)")
+            if "migration" in self.kinds:
+                raise PtmcError("retracts: collapse_file() cannot lock a folio under migration (the "
+                                "migration holds its lock): no migration entries")
         if self.rmap_walkers:
             if self.huge_pmd:
                 raise PtmcError("rmap_walkers: the walker unmaps a small folio of the table: unset huge_pmd")
@@ -1144,7 +1151,7 @@ class Reclaim(Model):
     def witnesses(self):
         """The paths a run must take, where this configuration has them: a "holds" that never
         reclaimed a table, or never raced a fault with it, would say nothing."""
-        out = []
+        out = self.khugepaged_rmap_witnesses()
         if self.zaps and self.huge_pmd:
             out.append(reachable("zap.zap_huge_pmd_unlock", "zap_huge_pmd() clears the huge pmd under pml"))
         if self.walkers and self.huge_pmd:
@@ -1211,6 +1218,29 @@ class Reclaim(Model):
                                  name="ACTION_AGAIN"))
         return out
 
+    def khugepaged_rmap_witnesses(self) -> list:
+        """retract_page_tables() and the rmap walker: the paths that make them matter."""
+        out = []
+        reclaims = self.zaps and self.config.pt_reclaim and not any(self.kept(k) for k in self.kinds)
+        retractable = not (self.the_vma.uffd_wp or "guard" in self.kinds)
+        if self.retracts and retractable:
+            out.append(reachable("retract.retract_free", "retract_page_tables() clears the pmd and hands the "
+                                                         "table to pte_free_defer()", name="retract frees"))
+            if reclaims and not {"retract_pmd_recheck", "retract_pml"} & self.without:
+                out.append(reachable("retract.retract_recheck->retract_unlock_pml", "check_pmd_state() under "
+                                     "pml finds the table gone (reclaimed since the lockless read)",
+                                     name="retract recheck"))
+        if self.rmap_walkers:
+            unmapped = "rmap.set_swap_pte" if self.the_vma.anon else "rmap.ptep_clear_flush->pvmw_done"
+            out.append(reachable(unmapped, "the rmap walker unmaps its folio (a swap entry for an anonymous "
+                                           "one)", name="rmap unmaps"))
+            if reclaims and "rmap_pmd_same" not in self.without:
+                out.append(reachable("rmap.check_pte->map_pte", "map_pte()'s pmd_same() fails under the ptl: "
+                                     "the walker maps again", name="rmap pmd_same retry"))
+                out.append(reachable(rmap_gives_up_after_retry, "after the retry the pmd maps no table: the "
+                                     "walk finds nothing", name="rmap gives up"))
+        return out
+
     def thread_classes(self) -> dict:
         """Which class each actor is in this configuration: the optional paths (huge pmds, the
         mTHP, shmem) are subclasses, so a run without them has none of their steps."""
@@ -1245,7 +1275,7 @@ class Reclaim(Model):
     def khugepaged_rmap_threads(self) -> list:
         """retract_page_tables() and the rmap walkers (src/ptmc/actors)."""
         vma, last = self.the_vma, self.entries - 1
-        return [*(Retract(name, vma, file_page=1, maybe_guard="guard" in self.kinds)
+        return [*(Retract(name, vma, maybe_guard="guard" in self.kinds)
                   for name in numbered("retract", self.retracts)),
                 *(TryToUnmap(name, vma, entry=last, page=last + 1)
                   for name in numbered("rmap", self.rmap_walkers))]

@@ -23,16 +23,17 @@ pmdp_get_lockless_sync() is a no-op except on 32-bit PAE, which this model does 
 """
 from __future__ import annotations
 
-from ..kernel.folio import folio_trylock, folio_unlock, page_folio
+from ..kernel.folio import folio_mapcount, folio_trylock, folio_unlock, page_folio
 from ..kernel.pgtable import (is_pmd_migration_entry, mm_dec_nr_ptes, pmd_clear, pmd_lock,
                               pmd_lockptr, pmd_present, pmd_table, pmd_trans_huge, pmdp_get_lockless,
-                              pte_free, pte_lockptr)
+                              pte_free, pte_lockptr, ptrs_per_pte)
 from ..kernel.rcu import RCU_GRACE_PERIOD, call_rcu
 from ..kernel.spinlock import spin_lock_nested, spin_unlock
 from ..kernel.tlb import flush_tlb_range, slot_range
 from ..kernel.vma import (Vma, i_mmap_lock_read, i_mmap_unlock_read, userfaultfd_wp,
                           vma_has_anon_vma)
-from ..model import DONE, Guard, Thread, step
+from ..model import DONE, Guard, step
+from .rmap import TryToUnmapOne
 
 # check_pmd_state() results (enum scan_result)
 SCAN_SUCCEED, SCAN_NO_PTE_TABLE, SCAN_PMD_MAPPED = "succeed", "no_pte_table", "pmd_mapped"
@@ -63,32 +64,32 @@ def pte_free_defer(s, table) -> None:
     call_rcu(s, table.field("rcu_head"), pte_free_now, table)
 
 
-class Retract(Thread):
+class Retract(TryToUnmapOne):
     """collapse_file() -> retract_page_tables() for the one VMA of the mapping: retract the PTE
     table of a file range whose small folios collapse_file() has replaced by a huge folio.
 
-    What collapse_file() did before (no shared state of this model): it locked the old folios
-    (folio_trylock(): a fault that holds one makes the collapse fail, SCAN_PAGE_LOCK), unmapped
-    them (try_to_unmap(), so the table maps none of them: the model refuses a table that starts
-    with entries collapse_file() would have unmapped), copied them into the new huge folio,
-    locked, and stored it in the page cache. The first step stands for all of that: it takes the
-    lock of the page cache folio of these indices, which stays locked (old folio, then the new
-    one) until collapse_file() unlocks the huge folio after retract_page_tables() returned.
+    collapse_file() first locks the page cache folio of every index of the range
+    (folio_trylock(): one a fault holds makes the collapse fail, SCAN_PAGE_LOCK, and roll back)
+    and unmaps a mapped one (try_to_unmap(), the rmap walk of ptmc.actors.rmap); copies them into
+    the new huge folio, locked, and stores that in the page cache (no shared state of this
+    model). The old folios' locks stand for the page cache lock of their indices from then on:
+    the huge folio that replaced them stays locked until collapse_file() unlocks it after
+    retract_page_tables() returned, so a refault of those indices (shmem_fault()) blocks.
 
     Then, with i_mmap_rwsem held for read and no mmap or VMA lock: the lockless pmd read, the
     VMA checks, pml, the pmd state rechecked under pml, the ptl nested inside pml (not when they
     are the same lock), the VMA checks again under the ptl, pmdp_collapse_flush(), the unlocks,
     mm_dec_nr_ptes() and pte_free_defer().
 
-    Configuration (constructor): the VMA; ``file_page``: the data page at the first index (whose
-    page cache folio refaults lock); ``maybe_guard``: the VMA has VMA_MAYBE_GUARD set (guard
+    Configuration (constructor): the VMA; ``maybe_guard``: the VMA has VMA_MAYBE_GUARD set (guard
     regions were installed, so it is not retractable)."""
 
     pmdval: object = None  # the pmd read locklessly (find_pmd_or_thp_or_none())
     ptl: object = None  # pte_lockptr(mm, pmd) under pml
     table: object = None  # pgt_pmd: the table pmdp_collapse_flush() cleared
     success: bool = False
-    locked: bool = False  # collapse_file() holds the page cache folio of the range
+    index: int = 0  # collapse_file(): the next index of the range to lock
+    locked: tuple = ()  # the page cache folios collapse_file() holds locked (their pages)
 
     retract_folio_lock = Guard(
         "collapse_file(): the page cache folio of the range stays locked until retract_page_tables() "
@@ -110,7 +111,8 @@ class Retract(Thread):
         "or markers under it without the folio lock (UFFDIO_COPY, madvise_guard_install()), so the "
         "VMA recheck under it is stable",
         without="clear the pmd holding only pml",
-        against="userfaultfd_ioctl() or madvise_guard_install() inserting entries (not in this model)")
+        against="a zap's fast path, which clears the pmd holding the ptl and a trylock of pml and relies on "
+                "nobody changing the pmd under its ptl (I4); UFFDIO_COPY, madvise_guard_install() (not here)")
     retractable_recheck = Guard(
         "file_backed_vma_is_retractable() again under the ptl: the first check was lockless, and an "
         "anon_vma, a uffd-wp registration or a guard region may have appeared meanwhile",
@@ -122,9 +124,9 @@ class Retract(Thread):
         without="clear the pmd without flushing the TLB")
     rcu_grace_period = RCU_GRACE_PERIOD
 
-    def __init__(self, name, vma: Vma, *, file_page: int = 1, maybe_guard: bool = False):
+    def __init__(self, name, vma: Vma, *, maybe_guard: bool = False):
         super().__init__(name)
-        self.vma, self.file_page, self.maybe_guard = vma, file_page, maybe_guard
+        self.vma, self.maybe_guard = vma, maybe_guard
 
     def retractable(self, s) -> bool:
         """mm/khugepaged.c:file_backed_vma_is_retractable()."""
@@ -137,11 +139,21 @@ class Retract(Thread):
 
     @step("mm/khugepaged.c:collapse_file")
     def collapse_file(self, s):
-        if not self.retract_folio_lock:
-            return
-        if not folio_trylock(s, page_folio(s, self.file_page)):
-            return DONE  # SCAN_PAGE_LOCK: someone (a fault) holds it; no collapse
-        self.locked = True
+        n = ptrs_per_pte(s)
+        while self.index < n and page_folio(s, self.index + 1) is None:
+            self.index += 1  # a hole of the page cache (nr_none): no folio to lock
+        if self.index == n:
+            return "retract_page_tables"
+        i, folio = self.index, page_folio(s, self.index + 1)
+        self.index += 1
+        if self.retract_folio_lock:
+            if not folio_trylock(s, folio):
+                # SCAN_PAGE_LOCK: a fault holds it; roll back (unlock what was locked)
+                return "collapse_file_unlock" if self.locked else DONE
+            self.locked += (folio.head,)
+        if folio_mapcount(s, folio):  # folio_mapped(): try_to_unmap(TTU_IGNORE_MLOCK | TTU_BATCH_FLUSH)
+            return self.call(TryToUnmapOne, then="collapse_file", rmap_entry=i, rmap_page=folio.head)
+        return "collapse_file"
 
     @step("mm/khugepaged.c:retract_page_tables")
     def retract_page_tables(self, s):
@@ -225,10 +237,14 @@ class Retract(Thread):
         i_mmap_unlock_read(s, self.vma)
         self.ptl = self.pmdval = None
         if not self.locked:
+            self.index = 0
             return DONE
 
     @step("mm/khugepaged.c:collapse_file")
     def collapse_file_unlock(self, s):
-        folio_unlock(s, page_folio(s, self.file_page))  # folio_unlock(new_folio)
-        self.locked = False
+        # folio_unlock(new_folio): every index of the range can be faulted again (or, on a
+        # rollback, the old folios unlocked).
+        for head in self.locked:
+            folio_unlock(s, page_folio(s, head))
+        self.locked, self.index = (), 0
         return DONE

@@ -31,21 +31,27 @@ from ..kernel.spinlock import spin_lock, spin_unlock
 from ..kernel.tlb import flush_tlb_range
 from ..kernel.vma import (Vma, anon_vma_lock_read, anon_vma_unlock_read, i_mmap_lock_read,
                           i_mmap_unlock_read, userfaultfd_wp, vma_is_anonymous)
-from ..model import DONE, Guard, Thread, step
+from ..model import DONE, Guard, Procedure, Thread, step
 
 
-class TryToUnmap(Thread):
-    """try_to_unmap() of the folio of data page ``page``, mapped (at the start) by entry
-    ``entry`` of the table: rmap_walk() -> try_to_unmap_one() -> page_vma_mapped_walk().
+class TryToUnmapOne(Procedure):
+    """try_to_unmap() of the folio of data page ``rmap_page``, mapped (at the start) by entry
+    ``rmap_entry`` of the table: rmap_walk() -> try_to_unmap_one() -> page_vma_mapped_walk().
+    Callers: reclaim (the ``TryToUnmap`` thread) and collapse_file() (``Retract``); call it as
+    ``self.call(TryToUnmapOne, then=..., rmap_entry=i, rmap_page=page)``.
 
-    Configuration (constructor): the VMA, ``entry`` and ``page``; ``pre_rcu``: the walker of
-    kernels before Hugh Dickins' 2023 rework (v6.5): pte_offset_map() is a kmap, no RCU reader,
-    and map_pte() takes the ptl of the pmd it read without pmd_same() (every actor that changed a
-    pmd pointing to a table then held the rmap locks for write: protocol.md K3)."""
+    ``pre_rcu`` (a class attribute of the caller): the walker of kernels before Hugh Dickins'
+    2023 rework (v6.5): pte_offset_map() is a kmap, no RCU reader, and map_pte() takes the ptl
+    of the pmd it read without pmd_same() (every actor that changed a pmd pointing to a table
+    then held the rmap locks for write: protocol.md K3)."""
 
+    rmap_entry: int = 0  # argument: the entry
+    rmap_page: int = 0  # argument: the folio's page
     pmdval: object = None  # the pmd value map_pte() used (pte_offset_map_rw_nolock()'s pmdvalp)
     ptl: object = None  # the ptl of that value
     pteval: object = None  # what ptep_clear_flush() cleared
+
+    pre_rcu = False
 
     rmap_lock = Guard(
         "rmap_walk(): the anon_vma rwsem or i_mmap_rwsem for read keeps the VMA and its page tables from "
@@ -59,10 +65,6 @@ class TryToUnmap(Thread):
         "be written (I2; Qi Zheng's pmd_same() in map_pte(), v6.13)",
         without="unmap through the table mapped from the lockless read, locked but unchecked",
         against="a table detached with its entries still in it (mremap's move_normal_pmd(), not in this model)")
-
-    def __init__(self, name, vma: Vma, *, entry: int, page: int, pre_rcu: bool = False):
-        super().__init__(name)
-        self.vma, self.entry, self.page, self.pre_rcu = vma, entry, page, pre_rcu
 
     def rmap_unlock(self, s) -> None:
         if not self.rmap_lock:
@@ -119,7 +121,7 @@ class TryToUnmap(Thread):
 
     @step("mm/page_vma_mapped.c:map_pte")
     def map_pte_read(self, s):
-        ptent = ptep_get(s, self.pmdval, self.entry)
+        ptent = ptep_get(s, self.pmdval, self.rmap_entry)
         if not pte_present(ptent):
             # none: next_pte steps past the end; a swap, migration entry or marker: not a
             # device entry, so not this walk's. not_found() -> page_vma_mapped_walk_done().
@@ -140,22 +142,22 @@ class TryToUnmap(Thread):
             self.pmdval = self.ptl = None
             return "map_pte"  # goto again
         # check_pte() under the ptl: the entry still maps this folio's page?
-        ptent = ptep_get(s, self.pmdval, self.entry)
-        if not (pte_present(ptent) and ptent[0] == self.page):
+        ptent = ptep_get(s, self.pmdval, self.rmap_entry)
+        if not (pte_present(ptent) and ptent[0] == self.rmap_page):
             return "pvmw_done"  # next_pte past the end: not_found()
 
     @step("mm/rmap.c:try_to_unmap_one")
     def ptep_clear_flush(self, s):
         # ptep_clear_flush(): the entry cleared, then the page flushed from every TLB (an IPI
         # flush waits for CPUs with IRQs off).
-        self.pteval = ptep_get_and_clear(s, self.pmdval, self.entry)
-        flush_tlb_range(s, address(s, self.entry), address(s, self.entry) + 1)
+        self.pteval = ptep_get_and_clear(s, self.pmdval, self.rmap_entry)
+        flush_tlb_range(s, address(s, self.rmap_entry), address(s, self.rmap_entry) + 1)
         if not vma_is_anonymous(self.vma):
             # A file folio: nothing replaces the entry (a uffd-wp marker keeps a protected one's
             # protection: pte_install_uffd_wp_if_needed()), and the rmap goes.
             if userfaultfd_wp(self.vma) and pte_uffd_wp(self.pteval):
-                set_pte_at(s, self.pmdval, self.entry, uffd_wp_marker())
-            folio_remove_rmap_ptes(s, page_folio(s, self.page))  # and dec_mm_counter()
+                set_pte_at(s, self.pmdval, self.rmap_entry, uffd_wp_marker())
+            folio_remove_rmap_ptes(s, page_folio(s, self.rmap_page))  # and dec_mm_counter()
             self.pteval = None
             return "pvmw_done"
 
@@ -163,8 +165,8 @@ class TryToUnmap(Thread):
     def set_swap_pte(self, s):
         # An anonymous folio in the swap cache: its swap entry (folio_dup_swap()) replaces the
         # mapping, carrying the uffd-wp bit; then the rmap and the rss go.
-        set_pte_at(s, self.pmdval, self.entry, swap_pte(self.page, pte_uffd_wp(self.pteval)))
-        folio_remove_rmap_ptes(s, page_folio(s, self.page))
+        set_pte_at(s, self.pmdval, self.rmap_entry, swap_pte(self.rmap_page, pte_uffd_wp(self.pteval)))
+        folio_remove_rmap_ptes(s, page_folio(s, self.rmap_page))
         self.pteval = None
 
     @step("mm/page_vma_mapped.c:page_vma_mapped_walk_done")
@@ -179,4 +181,22 @@ class TryToUnmap(Thread):
     def rmap_walk_done(self, s):
         self.rmap_unlock(s)
         self.pmdval = self.ptl = None
-        return DONE
+        self.rmap_entry = self.rmap_page = 0
+        return self.ret()
+
+
+class TryToUnmap(TryToUnmapOne):
+    """Reclaim (shrink_folio_list(), which holds the folio lock) unmapping one small folio:
+    try_to_unmap() of the folio of data page ``page`` that entry ``entry`` maps at the start.
+
+    Configuration (constructor): the VMA, ``entry`` and ``page``."""
+
+    first_step = "shrink_folio_list"
+
+    def __init__(self, name, vma: Vma, *, entry: int, page: int):
+        super().__init__(name)
+        self.vma, self.entry, self.page = vma, entry, page
+
+    @step("mm/vmscan.c:shrink_folio_list")
+    def shrink_folio_list(self, s):
+        return self.call(TryToUnmapOne, then=DONE, rmap_entry=self.entry, rmap_page=self.page)
