@@ -41,6 +41,7 @@ from ptmc.kernel.folio import (declare_folio, folio_add_new_anon_rmap, folio_add
                                folio_remove_rmap_ptes, folio_unlock, page_folio)
 from ptmc.kernel.hw import HardwareWalker
 from ptmc.kernel.irq import local_irq_restore, local_irq_save
+from ptmc.kernel.mmap_lock import mmap_lock_init
 from ptmc.kernel.mmu_gather import MmuGather, mmu_gather_init
 from ptmc.kernel.pgtable import (PageTables, PmdInstall, PteOffsetMapLock, address, huge_pmd,
                                  is_pmd_migration_entry, is_swap_pmd, mm_dec_nr_ptes, mm_inc_nr_ptes,
@@ -60,7 +61,7 @@ from ptmc.kernel.tlb import cpu_caches_init, flush_tlb_range, slot_range
 from ptmc.kernel.vma import (Vma, declare_vma, userfaultfd_armed, userfaultfd_missing,
                              userfaultfd_pte_wp, userfaultfd_wp, vma_is_anonymous)
 from ptmc.properties import reachable
-from ptmc.actors.khugepaged import Retract
+from ptmc.actors.khugepaged import Collapse, Retract
 from ptmc.actors.rmap import TryToUnmap
 
 
@@ -1024,6 +1025,9 @@ class Reclaim(Model):
     force_break = Param(True, "explore the gather's page batch filling up (force_break)")
     retracts = Param(0, "khugepaged/MADV_COLLAPSE retract_page_tables() threads (file THP: vma=shmem)")
     rmap_walkers = Param(0, "try_to_unmap() rmap walkers of the folio mapped by the last entry")
+    collapses = Param(0, "collapse_pte_mapped_thp() threads: the range's page cache folio is one PMD-sized "
+                         "folio the table maps by ptes (file THP: vma=shmem)")
+    install_pmd = Param(True, "collapse_pte_mapped_thp() installs the huge pmd after the retraction")
 
     maintains = ("nr_ptes", "mapcount")
 
@@ -1031,6 +1035,13 @@ class Reclaim(Model):
         "CONFIG_MMU_GATHER_RCU_TABLE_FREE's semi-RCU fallback as before 718b13861d22: when the batch page "
         "cannot be allocated, tlb_remove_table_one() IPIs every CPU (tlb_remove_table_sync_one()) and "
         "frees the table at once (protocol.md K1)")
+    k3_pre_8d3c106e19e8 = Variant(
+        "protocol.md K3, before 8d3c106e19e8 (v6.1) and 1d65b771bc08 (v6.6): collapse_pte_mapped_thp() "
+        "retracts under mmap_lock for write and pml only (collapse_and_free_pmd(): pte_free() at once), and "
+        "rmap walkers map tables without RCU and lock the ptl without pmd_same()")
+    k3_i_mmap_write = Variant(
+        "K3's fix on that code (8d3c106e19e8): collapse_pte_mapped_thp() also holds i_mmap_rwsem for write "
+        "(with k3_pre_8d3c106e19e8)")
     x86_tlb_remove_page = Variant(
         "bare-metal x86 before v6.14 (no MMU_GATHER_RCU_TABLE_FREE): ___pte_free_tlb() -> "
         "tlb_remove_page(), so tables go through the page batch and are freed right after the IPI "
@@ -1084,6 +1095,20 @@ class Reclaim(Model):
             if "migration" in self.kinds:
                 raise PtmcError("retracts: collapse_file() cannot lock a folio under migration (the "
                                 "migration holds its lock): no migration entries")
+        if self.collapses:
+            if self.the_vma.anon:
+                raise PtmcError("collapses: collapse_pte_mapped_thp() collapses a file THP: set vma=shmem")
+            if self.huge_pmd or self.retracts:
+                raise PtmcError("collapses: the page cache holds a PMD-sized folio mapped by ptes; "
+                                "retract_page_tables() (retracts) and huge_pmd start elsewhere: unset them")
+            if any(k not in ("present", "dirty", "none") for k in self.kinds):
+                raise PtmcError("collapses: the table maps pages of the huge folio (present, dirty) or nothing")
+        if (self.k3_pre_8d3c106e19e8 or self.k3_i_mmap_write) and (self.zaps or self.faults or self.walkers
+                                                                    or self.readers or self.gup_fast):
+            raise PtmcError("k3 variants: the zap, fault and walkers of this model take no mmap_lock, which "
+                            "the old collapse held for write: run them with zaps=faults=walkers=readers=0")
+        if self.k3_i_mmap_write and not self.k3_pre_8d3c106e19e8:
+            raise PtmcError("k3_i_mmap_write is a fix of the code of k3_pre_8d3c106e19e8: set both")
         if self.rmap_walkers:
             if self.huge_pmd:
                 raise PtmcError("rmap_walkers: the walker unmaps a small folio of the table: unset huge_pmd")
@@ -1099,7 +1124,7 @@ class Reclaim(Model):
         return self.entries + 1 + k * (self.entries + 3)
 
     def init(self, mem):
-        pages = self.pages or 1 + 2 * self.faults + self.zaps + self.huge_pmd + self.retracts
+        pages = self.pages or 1 + 2 * self.faults + self.zaps + self.huge_pmd + self.retracts + self.collapses
         PageTables(mem, pages=pages, entries=self.entries, rcu_head=True,
                    deposit=self.huge_pmd or self.thp)
         vma = self.the_vma
@@ -1122,7 +1147,8 @@ class Reclaim(Model):
             for i, kind in enumerate(self.kinds):
                 pte = KINDS[kind]
                 if kind in ("present", "dirty", "present_wp"):
-                    declare_folio(mem, i + 1, anon=anon, fields=fields, mapcount=1)
+                    if not self.collapses:  # (else one PMD-sized folio, below)
+                        declare_folio(mem, i + 1, anon=anon, fields=fields, mapcount=1)
                     pte = present(i + 1, kind == "dirty", kind == "present_wp")
                 elif kind == "swap":
                     pte = swap_pte(i + 1)
@@ -1134,7 +1160,13 @@ class Reclaim(Model):
             mm_inc_nr_ptes(mem)
             pmd_populate(mem, table)
             if not anon and self.kinds[0] not in ("present", "dirty", "present_wp", "migration"):
-                declare_folio(mem, 1, anon=False, fields=fields)  # the page cache page of entry 0
+                if not self.collapses:
+                    declare_folio(mem, 1, anon=False, fields=fields)  # the page cache page of entry 0
+        if self.collapses:  # collapse_file() put a PMD-sized folio in the page cache; ptes map it
+            declare_folio(mem, 1, self.entries, anon=False, fields=fields,
+                          mapcount=sum(k in ("present", "dirty", "present_wp") for k in self.kinds))
+        if self.collapses and "mmap_lock" not in mem.layout.index:
+            mmap_lock_init(mem)
         for k in range(self.faults if anon else 0):
             base = self.fault_base(k)
             declare_folio(mem, base)
@@ -1244,7 +1276,7 @@ class Reclaim(Model):
     def thread_classes(self) -> dict:
         """Which class each actor is in this configuration: the optional paths (huge pmds, the
         mTHP, shmem) are subclasses, so a run without them has none of their steps."""
-        huge = self.huge_pmd or self.thp
+        huge = self.huge_pmd or self.thp or (self.collapses and self.install_pmd)
         mthp = self.fault in ("mthp", "any")
         if self.the_vma.shmem:
             fault = HugeShmemFault if huge else ShmemFault
@@ -1277,15 +1309,18 @@ class Reclaim(Model):
         vma, last = self.the_vma, self.entries - 1
         return [*(Retract(name, vma, maybe_guard="guard" in self.kinds)
                   for name in numbered("retract", self.retracts)),
-                *(TryToUnmap(name, vma, entry=last, page=last + 1)
-                  for name in numbered("rmap", self.rmap_walkers))]
+                *(TryToUnmap(name, vma, entry=last, page=last + 1, pre_rcu=self.k3_pre_8d3c106e19e8)
+                  for name in numbered("rmap", self.rmap_walkers)),
+                *(Collapse(name, vma, folio_page=1, install_pmd=self.install_pmd,
+                           pre_8d3c106e19e8=self.k3_pre_8d3c106e19e8, i_mmap_write=self.k3_i_mmap_write)
+                  for name in numbered("collapse", self.collapses))]
 
     def doc_threads(self):
         """Every thread kind, for the reference (ptmc doc), whichever configuration uses it."""
         vma = self.the_vma
         return [*self.threads()[:-1], HugeZap("zap", vma), MthpFault("fault", vma), HugeFault("fault", vma),
                 ShmemFault("fault", vma), HugeWalker("walker", vma), GupFast("gup_fast"),
-                Retract("retract", vma), TryToUnmap("rmap", vma, entry=self.entries - 1, page=self.entries),
+                Retract("retract", vma), Collapse("collapse", vma), TryToUnmap("rmap", vma, entry=self.entries - 1, page=self.entries),
                 HardwareWalker(0), RcuCallbacks()]
 
 

@@ -189,13 +189,13 @@ class TryToUnmap(TryToUnmapOne):
     """Reclaim (shrink_folio_list(), which holds the folio lock) unmapping one small folio:
     try_to_unmap() of the folio of data page ``page`` that entry ``entry`` maps at the start.
 
-    Configuration (constructor): the VMA, ``entry`` and ``page``."""
+    Configuration (constructor): the VMA, ``entry``, ``page`` and ``pre_rcu`` (see TryToUnmapOne)."""
 
     first_step = "shrink_folio_list"
 
-    def __init__(self, name, vma: Vma, *, entry: int, page: int):
+    def __init__(self, name, vma: Vma, *, entry: int, page: int, pre_rcu: bool = False):
         super().__init__(name)
-        self.vma, self.entry, self.page = vma, entry, page
+        self.vma, self.entry, self.page, self.pre_rcu = vma, entry, page, pre_rcu
 
     @step("mm/vmscan.c:shrink_folio_list")
     def shrink_folio_list(self, s):
