@@ -1112,7 +1112,7 @@ class Reclaim(Model):
         if self.rmap_walkers:
             if self.huge_pmd:
                 raise PtmcError("rmap_walkers: the walker unmaps a small folio of the table: unset huge_pmd")
-            if self.kinds[-1] not in ("present", "dirty", "present_wp"):
+            if self.kinds[-1] not in ("present", "dirty", "present_wp") and not self.collapses:
                 raise PtmcError("rmap_walkers: the walker unmaps the folio the last entry maps: make it "
                                 "present, dirty or present_wp")
             if self.entries < 2 and self.faults:
@@ -1165,6 +1165,8 @@ class Reclaim(Model):
         if self.collapses:  # collapse_file() put a PMD-sized folio in the page cache; ptes map it
             declare_folio(mem, 1, self.entries, anon=False, fields=fields,
                           mapcount=sum(k in ("present", "dirty", "present_wp") for k in self.kinds))
+        if self.collapses and self.rmap_walkers:  # the old folio of the last index, replaced in the page
+            declare_folio(mem, self.entries + 1, anon=False, fields=fields)  # cache, still being reclaimed
         if self.collapses and "mmap_lock" not in mem.layout.index:
             mmap_lock_init(mem)
         for k in range(self.faults if anon else 0):
@@ -1262,7 +1264,7 @@ class Reclaim(Model):
                 out.append(reachable("retract.retract_recheck->retract_unlock_pml", "check_pmd_state() under "
                                      "pml finds the table gone (reclaimed since the lockless read)",
                                      name="retract recheck"))
-        if self.rmap_walkers:
+        if self.rmap_walkers and not self.collapses:  # (with a collapse it walks a folio not mapped here)
             unmapped = "rmap.set_swap_pte" if self.the_vma.anon else "rmap.ptep_clear_flush->pvmw_done"
             out.append(reachable(unmapped, "the rmap walker unmaps its folio (a swap entry for an anonymous "
                                            "one)", name="rmap unmaps"))
@@ -1309,7 +1311,8 @@ class Reclaim(Model):
         vma, last = self.the_vma, self.entries - 1
         return [*(Retract(name, vma, maybe_guard="guard" in self.kinds)
                   for name in numbered("retract", self.retracts)),
-                *(TryToUnmap(name, vma, entry=last, page=last + 1, pre_rcu=self.k3_pre_8d3c106e19e8)
+                *(TryToUnmap(name, vma, entry=last, page=self.entries + 1 if self.collapses else last + 1,
+                             pre_rcu=self.k3_pre_8d3c106e19e8)
                   for name in numbered("rmap", self.rmap_walkers)),
                 *(Collapse(name, vma, folio_page=1, install_pmd=self.install_pmd,
                            pre_8d3c106e19e8=self.k3_pre_8d3c106e19e8, i_mmap_write=self.k3_i_mmap_write)

@@ -2,8 +2,8 @@
 through the folio, not through the mm, and so hold neither the mmap lock nor a VMA lock.
 
 ``TryToUnmap``: reclaim's try_to_unmap() of one small folio mapped by one entry of the table
-(shrink_folio_list() holds the folio lock, which no other actor of these models takes for that
-folio: left out). rmap_walk() takes the anon_vma's rwsem (folio_lock_anon_vma_read(), an
+(shrink_folio_list() holds the folio lock: a file folio's is modelled, an anonymous one's, which
+no other actor takes, is not). rmap_walk() takes the anon_vma's rwsem (folio_lock_anon_vma_read(), an
 anonymous folio) or the file's i_mmap_rwsem (rmap_walk_file()) for read, and try_to_unmap_one()
 runs page_vma_mapped_walk(): a lockless read of the pmd (a huge pmd under pml), map_pte()
 (pte_offset_map_rw_nolock(): RCU and one more read of the pmd; the entry read locklessly; the
@@ -21,7 +21,7 @@ which only shortens the window a stale translation lives (a data page's, not a t
 """
 from __future__ import annotations
 
-from ..kernel.folio import folio_remove_rmap_ptes, page_folio
+from ..kernel.folio import folio_remove_rmap_ptes, folio_trylock, folio_unlock, page_folio
 from ..kernel.pgtable import (address, is_pmd_migration_entry, pmd_lock, pmd_lockptr, pmd_none,
                               pmd_same, pmd_table, pmd_trans_huge, pmdp_get_lockless,
                               pte_offset_map_nolock, pte_unmap, pte_unmap_unlock, ptep_get,
@@ -186,12 +186,17 @@ class TryToUnmapOne(Procedure):
 
 
 class TryToUnmap(TryToUnmapOne):
-    """Reclaim (shrink_folio_list(), which holds the folio lock) unmapping one small folio:
-    try_to_unmap() of the folio of data page ``page`` that entry ``entry`` maps at the start.
+    """Reclaim unmapping one small folio: shrink_folio_list() takes the folio lock
+    (folio_trylock(): a folio locked by someone else is skipped), then try_to_unmap() of the folio
+    of data page ``page``, which entry ``entry`` maps at the start, or (a folio the table does not
+    map, e.g. an old page cache folio a collapse replaced) would map if it were there: the walk
+    still maps the table, takes its ptl and finds nothing.
 
     Configuration (constructor): the VMA, ``entry``, ``page`` and ``pre_rcu`` (see TryToUnmapOne)."""
 
     first_step = "shrink_folio_list"
+
+    folio_locked: bool = False
 
     def __init__(self, name, vma: Vma, *, entry: int, page: int, pre_rcu: bool = False):
         super().__init__(name)
@@ -199,4 +204,16 @@ class TryToUnmap(TryToUnmapOne):
 
     @step("mm/vmscan.c:shrink_folio_list")
     def shrink_folio_list(self, s):
-        return self.call(TryToUnmapOne, then=DONE, rmap_entry=self.entry, rmap_page=self.page)
+        folio = page_folio(s, self.page)
+        if folio.field("lock") in s.layout.index:  # (an anonymous folio's lock no actor here takes)
+            if not folio_trylock(s, folio):
+                return DONE  # keep_locked: someone else holds it
+            self.folio_locked = True
+        return self.call(TryToUnmapOne, then="shrink_folio_unlock", rmap_entry=self.entry, rmap_page=self.page)
+
+    @step("mm/vmscan.c:shrink_folio_list")
+    def shrink_folio_unlock(self, s):
+        if self.folio_locked:
+            folio_unlock(s, page_folio(s, self.page))
+            self.folio_locked = False
+        return DONE
