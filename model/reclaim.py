@@ -962,6 +962,12 @@ class GupFast(Thread):
         return DONE
 
 
+def collapse_installs_huge_pmd(before, after) -> bool:
+    """A collapse thread's step turns a none pmd into a huge one."""
+    return pmd_none(before.pmd) and pmd_trans_huge(after.pmd) and any(
+        c.pc == "set_huge_pmd" for c in before.threads("collapse"))
+
+
 def rmap_gives_up_after_retry(before, after) -> bool:
     """An rmap walker whose pmd_same() failed maps again and finds no table: not found."""
     return any(r.pc == "map_pte" and after.thread(r.name).pc == "pvmw_pmd" and r.pmdval is None
@@ -1264,6 +1270,16 @@ class Reclaim(Model):
                 out.append(reachable("retract.retract_recheck->retract_unlock_pml", "check_pmd_state() under "
                                      "pml finds the table gone (reclaimed since the lockless read)",
                                      name="retract recheck"))
+        if self.collapses and not self.k3_pre_8d3c106e19e8 and not self.the_vma.uffd_wp:
+            out.append(reachable("collapse.collapse_free", "collapse_pte_mapped_thp() clears the pmd and hands "
+                                                           "the table to pte_free_defer()", name="collapse frees"))
+            if self.install_pmd:
+                out.append(reachable(collapse_installs_huge_pmd, "collapse_pte_mapped_thp() maps the folio "
+                                     "with a huge pmd (set_huge_pmd())", name="collapse installs"))
+            if reclaims and self.config.split_pte_ptlocks and "collapse_pml_recheck" not in self.without:
+                out.append(reachable("collapse.collapse_relock_ptl->collapse_abort", "pmd_same() under pml and "
+                                     "the ptl fails: the table was reclaimed in the window",
+                                     name="collapse recheck"))
         if self.rmap_walkers and not self.collapses:  # (with a collapse it walks a folio not mapped here)
             unmapped = "rmap.set_swap_pte" if self.the_vma.anon else "rmap.ptep_clear_flush->pvmw_done"
             out.append(reachable(unmapped, "the rmap walker unmaps its folio (a swap entry for an anonymous "

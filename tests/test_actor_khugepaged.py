@@ -129,3 +129,94 @@ def test_without_the_grace_period_a_reader_reads_a_freed_table():
 @pytest.mark.parametrize("guard", ["retractable_recheck"])
 def test_guards_against_actors_not_in_the_model_hold(guard):
     assert run("no_uaf", without=[guard], **RETRACT).verdict == "holds"
+
+
+# --- collapse_pte_mapped_thp()
+
+COLLAPSE = dict(collapses=1, vma="shmem", walkers=0, readers=0)
+
+
+@pytest.mark.parametrize("install, states", [(True, 35445), (False, 24981)])
+def test_collapse_with_zap_and_fault_holds(install, states):
+    for prop in ("no_uaf", "no_lost_pte", "no_leak", "no_deadlock"):
+        r = run(prop, install_pmd=install, **COLLAPSE)
+        assert r.verdict == "holds", (prop, r.violation)
+        assert r.states == states
+    assert {"collapse frees", "collapse recheck"} <= witnessed(r)
+    assert ("collapse installs" in witnessed(r)) == install
+
+
+def test_collapse_witnesses_without_split_ptlocks():
+    r = run("no_lost_pte", split_ptlocks=False, **COLLAPSE)
+    assert (r.verdict, r.states) == ("holds", 28830)
+    assert {"collapse frees", "collapse installs"} <= witnessed(r)
+
+
+def test_collapse_without_split_ptlocks_frees_a_table_reclaim_unlinked():
+    """A finding: with ptl == pml (no CONFIG_SPLIT_PTE_PTLOCKS) try_collapse_pte_mapped_thp() takes
+    pml after dropping the ptl without the pmd_same() recheck (the code has it only inside
+    ``if (ptl != pml)``), and a zap's slow-path reclaim may unlink the table it just emptied in
+    that window: pmdp_collapse_flush() then clears a none pmd and pte_free_defer() frees
+    pmd_pgtable() of it (and nr_ptes is decremented twice)."""
+    r = run("no_uaf", split_ptlocks=False, install_pmd=False, **COLLAPSE)
+    assert r.verdict == "violated" and r.violation.check == "never use-after-free"
+    t = steps(r)
+    assert {th for th, _ in t} == {"zap", "collapse"}
+    in_order(t, ("collapse", "collapse_clear"), ("collapse", "collapse_unlock_ptl"), ("zap", "try_to_free_pte"),
+             ("zap", "slow_clear_pmd"), ("collapse", "collapse_pmd_lock"), ("collapse", "collapse_flush"),
+             ("collapse", "collapse_free"))
+    assert t[-1] == ("collapse", "collapse_free")
+
+
+def test_collapse_without_the_folio_lock_a_refault_is_lost():
+    r = run("no_lost_pte", without=["collapse_folio_lock"], **COLLAPSE)
+    assert r.verdict == "violated" and r.violation.check == "never unlink-mapped-table"
+    t = steps(r)
+    assert {th for th, _ in t} == {"fault", "collapse"}
+    in_order(t, ("collapse", "collapse_clear"), ("collapse", "collapse_unlock_ptl"), ("fault", "file_set_pte"),
+             ("collapse", "collapse_flush"))
+    assert t[-1] == ("collapse", "collapse_flush")
+
+
+def test_collapse_without_the_recheck_under_pml_frees_a_reclaimed_table():
+    r = run("no_uaf", without=["collapse_pml_recheck"], **COLLAPSE)
+    assert r.verdict == "violated" and r.violation.check == "never use-after-free"
+    t = steps(r)
+    in_order(t, ("collapse", "collapse_unlock_ptl"), ("zap", "clear_pmd"), ("collapse", "collapse_pmd_lock"),
+             ("collapse", "collapse_relock_ptl"), ("collapse", "collapse_flush"), ("collapse", "collapse_free"))
+
+
+def test_collapse_without_pml_races_the_slow_path():
+    r = run("no_uaf", without=["collapse_pml"], **COLLAPSE)
+    assert r.verdict == "violated" and r.violation.check == "never use-after-free"
+    t = steps(r)
+    in_order(t, ("zap", "slow_map"), ("collapse", "collapse_flush"), ("zap", "slow_clear_pmd"))
+
+
+def test_collapse_without_the_tlb_flush_frees_a_cached_table():
+    r = run("no_uaf", without=["collapse_tlb_flush"], **COLLAPSE)
+    assert r.verdict == "violated" and r.violation.check == "never use-after-free"
+    assert steps(r)[-2:] == [("collapse", "collapse_free"), ("rcu", "rcu_do_batch")]
+
+
+def test_collapse_without_the_grace_period():
+    r = run("no_uaf", without=["rcu_grace_period"], **{**COLLAPSE, "readers": 1, "zaps": 0})
+    assert r.verdict == "violated" and r.violation.check == "never use-after-free"
+    t = steps(r)
+    assert {th for th, _ in t} == {"reader", "collapse"}
+    assert t[0] == ("reader", "ro_map") and t[-1] == ("reader", "ro_read")
+
+
+@pytest.mark.parametrize("guard", ["collapse_pmd_same", "set_huge_pmd_none"])
+def test_collapse_guards_masked_in_this_model(guard):
+    """collapse_pmd_same: a table reclaimed before the ptl is all none, so nothing is cleared and
+    step 4's recheck aborts; set_huge_pmd_none: a refault after the retraction needs the folio
+    lock, which the collapse holds until after set_huge_pmd()."""
+    assert run("no_uaf", without=[guard], **COLLAPSE).verdict == "holds"
+
+
+def test_k3_refusals():
+    with pytest.raises(PtmcError, match="mmap_lock"):
+        run("no_uaf", variants=["k3_pre_8d3c106e19e8"], **COLLAPSE)
+    with pytest.raises(PtmcError, match="vma=shmem"):
+        run("no_uaf", collapses=1)
