@@ -22,20 +22,20 @@ walker together.
 from ptmc.regress import Entry
 
 NO_UAF = "../properties/no_uaf.py"
-K3 = {"collapses": 1, "rmap_walkers": 1, "vma": "shmem", "zaps": 0, "faults": 0, "walkers": 0, "readers": 0}
+OLD = "../model/retract2022.py"
 MAINLINE = {"rmap_walkers": 1, "vma": "shmem", "walkers": 0, "readers": 0}
 
 ENTRIES = [
     Entry("k3-collapse-mmap-write-lock-only", "K3",
           "before 8d3c106e19e8 (v6.1): collapse_pte_mapped_thp() frees the table under mmap_lock write + pml "
           "alone (pte_free() at once) while an i_mmap_rwsem reader's rmap walk (no RCU, no pmd_same()) uses it",
-          NO_UAF, "violated", variants=("k3_pre_8d3c106e19e8",), settings=K3, check="never use-after-free",
+          NO_UAF, "violated", model=OLD, check="never use-after-free",
           threads=("rmap", "collapse"),
           shape=(("rmap", "rmap_walk"), ("rmap", "map_pte"), ("collapse", "collapse_and_free_pmd"),
                  ("collapse", "old_collapse_flush"), ("collapse", "old_unlock_and_free"), ("rmap", "map_pte_read"))),
     Entry("k3-collapse-i-mmap-write", "K3",
           "8d3c106e19e8: the retraction also holds i_mmap_rwsem for write, so no file rmap walker is inside",
-          NO_UAF, "holds", variants=("k3_pre_8d3c106e19e8", "k3_i_mmap_write"), settings=K3),
+          NO_UAF, "holds", model=OLD, variants=("i_mmap_write",)),
     Entry("k3-fixed-collapse", "K3",
           "1d65b771bc08 and later: collapse_pte_mapped_thp() under mmap_lock read, pml + ptl + pmd_same(), "
           "pte_free_defer(); walkers under RCU recheck pmd_same(); with zap and fault",

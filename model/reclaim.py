@@ -1041,13 +1041,11 @@ class Reclaim(Model):
         "CONFIG_MMU_GATHER_RCU_TABLE_FREE's semi-RCU fallback as before 718b13861d22: when the batch page "
         "cannot be allocated, tlb_remove_table_one() IPIs every CPU (tlb_remove_table_sync_one()) and "
         "frees the table at once (protocol.md K1)")
-    k3_pre_8d3c106e19e8 = Variant(
-        "protocol.md K3, before 8d3c106e19e8 (v6.1) and 1d65b771bc08 (v6.6): collapse_pte_mapped_thp() "
-        "retracts under mmap_lock for write and pml only (collapse_and_free_pmd(): pte_free() at once), and "
-        "rmap walkers map tables without RCU and lock the ptl without pmd_same()")
-    k3_i_mmap_write = Variant(
-        "K3's fix on that code (8d3c106e19e8): collapse_pte_mapped_thp() also holds i_mmap_rwsem for write "
-        "(with k3_pre_8d3c106e19e8)")
+    # The page-table rules before 2023 (model/retract2022.py, protocol.md K3): collapse under mmap_lock
+    # write + pml, pte_free() at once; rmap walkers without RCU or pmd_same(). Not a variant here.
+    pre_2023_retraction = False
+    i_mmap_write = False  # (with it) 8d3c106e19e8's i_mmap_lock_write() around the collapse
+
     x86_tlb_remove_page = Variant(
         "bare-metal x86 before v6.14 (no MMU_GATHER_RCU_TABLE_FREE): ___pte_free_tlb() -> "
         "tlb_remove_page(), so tables go through the page batch and are freed right after the IPI "
@@ -1109,12 +1107,6 @@ class Reclaim(Model):
                                 "retract_page_tables() (retracts) and huge_pmd start elsewhere: unset them")
             if any(k not in ("present", "dirty", "none") for k in self.kinds):
                 raise PtmcError("collapses: the table maps pages of the huge folio (present, dirty) or nothing")
-        if (self.k3_pre_8d3c106e19e8 or self.k3_i_mmap_write) and (self.zaps or self.faults or self.walkers
-                                                                    or self.readers or self.gup_fast):
-            raise PtmcError("k3 variants: the zap, fault and walkers of this model take no mmap_lock, which "
-                            "the old collapse held for write: run them with zaps=faults=walkers=readers=0")
-        if self.k3_i_mmap_write and not self.k3_pre_8d3c106e19e8:
-            raise PtmcError("k3_i_mmap_write is a fix of the code of k3_pre_8d3c106e19e8: set both")
         if self.rmap_walkers:
             if self.huge_pmd:
                 raise PtmcError("rmap_walkers: the walker unmaps a small folio of the table: unset huge_pmd")
@@ -1270,7 +1262,7 @@ class Reclaim(Model):
                 out.append(reachable("retract.retract_recheck->retract_unlock_pml", "check_pmd_state() under "
                                      "pml finds the table gone (reclaimed since the lockless read)",
                                      name="retract recheck"))
-        if self.collapses and not self.k3_pre_8d3c106e19e8 and not self.the_vma.uffd_wp:
+        if self.collapses and not self.pre_2023_retraction and not self.the_vma.uffd_wp:
             out.append(reachable("collapse.collapse_free", "collapse_pte_mapped_thp() clears the pmd and hands "
                                                            "the table to pte_free_defer()", name="collapse frees"))
             if self.install_pmd:
@@ -1328,10 +1320,10 @@ class Reclaim(Model):
         return [*(Retract(name, vma, maybe_guard="guard" in self.kinds)
                   for name in numbered("retract", self.retracts)),
                 *(TryToUnmap(name, vma, entry=last, page=self.entries + 1 if self.collapses else last + 1,
-                             pre_rcu=self.k3_pre_8d3c106e19e8)
+                             pre_rcu=self.pre_2023_retraction)
                   for name in numbered("rmap", self.rmap_walkers)),
                 *(Collapse(name, vma, folio_page=1, install_pmd=self.install_pmd,
-                           pre_8d3c106e19e8=self.k3_pre_8d3c106e19e8, i_mmap_write=self.k3_i_mmap_write)
+                           pre_8d3c106e19e8=self.pre_2023_retraction, i_mmap_write=self.i_mmap_write)
                   for name in numbered("collapse", self.collapses))]
 
     def doc_threads(self):

@@ -217,6 +217,7 @@ def test_collapse_guards_masked_in_this_model(guard):
 
 def test_k3_refusals():
     with pytest.raises(PtmcError, match="mmap_lock"):
-        run("no_uaf", variants=["k3_pre_8d3c106e19e8"], **COLLAPSE)
+        workflow.check(ROOT / "properties" / "no_uaf.py", model_path=ROOT / "model" / "retract2022.py",
+                       settings={"zaps": "1"})
     with pytest.raises(PtmcError, match="vma=shmem"):
         run("no_uaf", collapses=1)

@@ -63,11 +63,11 @@ def test_guards_against_actors_not_in_the_model(guard):
 def test_without_rcu_and_pmd_same_the_old_walker_meets_the_old_collapse():
     """protocol.md K3: the pre-2023 walker (no RCU, no pmd_same()) against collapse_pte_mapped_thp()
     under mmap_lock write + pml and pte_free() at once."""
-    r = run("no_uaf", variants=["k3_pre_8d3c106e19e8"], collapses=1, vma="shmem", zaps=0, faults=0, **RMAP)
+    old = ROOT / "model" / "retract2022.py"
+    r = workflow.check(ROOT / "properties" / "no_uaf.py", model_path=old)
     assert r.verdict == "violated" and r.violation.check == "never use-after-free"
     t = [(st.thread, st.step) for st in r.trace]
     assert t[-1] == ("rmap", "map_pte_read")
     assert t.index(("rmap", "map_pte")) < t.index(("collapse", "old_unlock_and_free"))
-    fixed = run("no_uaf", variants=["k3_pre_8d3c106e19e8", "k3_i_mmap_write"], collapses=1, vma="shmem",
-                zaps=0, faults=0, **RMAP)
+    fixed = workflow.check(ROOT / "properties" / "no_uaf.py", model_path=old, variants=["i_mmap_write"])
     assert (fixed.verdict, fixed.states) == ("holds", 80)
