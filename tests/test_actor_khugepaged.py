@@ -126,7 +126,7 @@ def test_without_the_grace_period_a_reader_reads_a_freed_table():
     assert t[-1] == ("reader", "ro_read")
 
 
-@pytest.mark.parametrize("guard", ["retractable_recheck"])
+@pytest.mark.parametrize("guard", ["retractable_recheck", "retract_i_mmap_lock"])
 def test_guards_against_actors_not_in_the_model_hold(guard):
     assert run("no_uaf", without=[guard], **RETRACT).verdict == "holds"
 
@@ -207,7 +207,7 @@ def test_collapse_without_the_grace_period():
     assert t[0] == ("reader", "ro_map") and t[-1] == ("reader", "ro_read")
 
 
-@pytest.mark.parametrize("guard", ["collapse_pmd_same", "set_huge_pmd_none"])
+@pytest.mark.parametrize("guard", ["collapse_pmd_same", "set_huge_pmd_none", "collapse_mmap_lock"])
 def test_collapse_guards_masked_in_this_model(guard):
     """collapse_pmd_same: a table reclaimed before the ptl is all none, so nothing is cleared and
     step 4's recheck aborts; set_huge_pmd_none: a refault after the retraction needs the folio

@@ -71,3 +71,14 @@ def test_without_rcu_and_pmd_same_the_old_walker_meets_the_old_collapse():
     assert t.index(("rmap", "map_pte")) < t.index(("collapse", "old_unlock_and_free"))
     fixed = workflow.check(ROOT / "properties" / "no_uaf.py", model_path=old, variants=["i_mmap_write"])
     assert (fixed.verdict, fixed.states) == ("holds", 80)
+
+
+def test_the_rmap_lock_is_what_the_old_fix_relies_on():
+    """With 8d3c106e19e8 the collapse holds i_mmap_rwsem for write: the walker's read lock is what
+    keeps it out of the table being freed."""
+    r = workflow.check(ROOT / "properties" / "no_uaf.py", model_path=ROOT / "model" / "retract2022.py",
+                       variants=["i_mmap_write"], without=["rmap_lock"])
+    assert r.verdict == "violated" and r.violation.check == "never use-after-free"
+    t = [(st.thread, st.step) for st in r.trace]
+    assert t.index(("rmap", "map_pte")) < t.index(("collapse", "collapse_i_mmap_lock")) < \
+        t.index(("collapse", "old_unlock_and_free")) < len(t) - 1 and t[-1][0] == "rmap"

@@ -96,6 +96,12 @@ class Retract(TryToUnmapOne):
     index: int = 0  # collapse_file(): the next index of the range to lock
     locked: tuple = ()  # the page cache folios collapse_file() holds locked (their pages)
 
+    retract_i_mmap_lock = Guard(
+        "retract_page_tables(): i_mmap_rwsem for read keeps the mapping's VMA tree, and so each VMA and its "
+        "page tables, from being torn down under the walk (unlink_file_vma() takes it for write before "
+        "free_pgtables())",
+        without="walk the mapping's VMAs without i_mmap_rwsem",
+        against="munmap/exit unlinking the VMA and freeing its tables (not in this model)")
     retract_folio_lock = Guard(
         "collapse_file(): the page cache folio of the range stays locked until retract_page_tables() "
         "returns, so a refault of those indices (shmem_fault()) blocks on it and the table stays empty",
@@ -162,7 +168,8 @@ class Retract(TryToUnmapOne):
 
     @step("mm/khugepaged.c:retract_page_tables")
     def retract_page_tables(self, s):
-        i_mmap_lock_read(s, self.vma)
+        if self.retract_i_mmap_lock:
+            i_mmap_lock_read(s, self.vma)
 
     @step("mm/khugepaged.c:find_pmd_or_thp_or_none")
     def find_pmd(self, s):
@@ -239,7 +246,8 @@ class Retract(TryToUnmapOne):
 
     @step("mm/khugepaged.c:retract_page_tables")
     def retract_unlock_i_mmap(self, s):
-        i_mmap_unlock_read(s, self.vma)
+        if self.retract_i_mmap_lock:
+            i_mmap_unlock_read(s, self.vma)
         self.ptl = self.pmdval = None
         if not self.locked:
             self.index = 0
@@ -285,6 +293,11 @@ class Collapse(PteOffsetMapLock):
     table: object = None  # the table pmdp_collapse_flush() cleared
     folio_locked: bool = False
 
+    collapse_mmap_lock = Guard(
+        "try_collapse_pte_mapped_thp(): mmap_lock (for read; for write before 8d3c106e19e8) keeps the VMA "
+        "and its page tables from being torn down (munmap, exit_mmap()) while it works on them",
+        without="collapse without mmap_lock",
+        against="munmap/exit freeing the page tables (not in this model)")
     collapse_folio_lock = Guard(
         "try_collapse_pte_mapped_thp(): the huge folio stays locked (filemap_lock_folio()) from the scan to "
         "the end: a refault of the range blocks on it, so the table cannot be refilled while no lock is held "
@@ -326,9 +339,11 @@ class Collapse(PteOffsetMapLock):
     @step("mm/khugepaged.c:try_collapse_pte_mapped_thp")
     def collapse_pte_mapped_thp(self, s):
         if self.historical:
-            mmap_write_lock(s)  # khugepaged_collapse_pte_mapped_thps(): mmap_write_trylock()
+            if self.collapse_mmap_lock:
+                mmap_write_lock(s)  # khugepaged_collapse_pte_mapped_thps(): mmap_write_trylock()
             return "collapse_i_mmap_lock" if self.i_mmap_write else "collapse_find_pmd_fast"
-        mmap_read_lock(s)  # collapse_single_pmd(): mmap_read_lock(); mmap_assert_locked()
+        if self.collapse_mmap_lock:
+            mmap_read_lock(s)  # collapse_single_pmd(): mmap_read_lock(); mmap_assert_locked()
         if userfaultfd_wp(self.vma):  # userfaultfd_protected(): keep the table (markers)
             return "collapse_drop_folio"
         return "collapse_find_pmd_fast"
@@ -512,9 +527,11 @@ class Collapse(PteOffsetMapLock):
         if self.folio_locked:
             folio_unlock(s, self.folio(s))
             self.folio_locked = False
-        if self.historical:
-            if self.i_mmap_write:
-                i_mmap_unlock_write(s, self.vma)
+        if self.historical and self.i_mmap_write:
+            i_mmap_unlock_write(s, self.vma)
+        if not self.collapse_mmap_lock:
+            pass
+        elif self.historical:
             mmap_write_unlock(s)
         else:
             mmap_read_unlock(s)
