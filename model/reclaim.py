@@ -61,6 +61,8 @@ from ptmc.kernel.tlb import cpu_caches_init, flush_tlb_range, slot_range
 from ptmc.kernel.vma import (Vma, declare_vma, userfaultfd_armed, userfaultfd_missing,
                              userfaultfd_pte_wp, userfaultfd_wp, vma_is_anonymous)
 from ptmc.properties import reachable
+from ptmc.actors.khugepaged import Collapse, Retract
+from ptmc.actors.rmap import TryToUnmap
 
 
 def pte_install_uffd_wp_if_needed(s, vma: Vma, table, i: int, pteval) -> bool:
@@ -238,6 +240,9 @@ class Zap(MmuGather, PteOffsetMapLock, MmapReader):
         # No recheck of the pmd: it cannot change while we hold the table's ptl (I4), and
         # every entry was seen none under that same ptl.
         self.table = pmd_clear(s)
+        if not pmd_table(self.table):  # only when another thread broke I4 (a guard ablation)
+            s.report("use-after-free", f"{s.actor} unlinks pmd value {self.table or 'none'} as its table: "
+                                       "the pmd changed under the ptl")
         if not self.fast_path_pml:
             return self.before_unlock()
 
@@ -957,6 +962,18 @@ class GupFast(Thread):
         return DONE
 
 
+def collapse_installs_huge_pmd(before, after) -> bool:
+    """A collapse thread's step turns a none pmd into a huge one."""
+    return pmd_none(before.pmd) and pmd_trans_huge(after.pmd) and any(
+        c.pc == "set_huge_pmd" for c in before.threads("collapse"))
+
+
+def rmap_gives_up_after_retry(before, after) -> bool:
+    """An rmap walker whose pmd_same() failed maps again and finds no table: not found."""
+    return any(r.pc == "map_pte" and after.thread(r.name).pc == "pvmw_pmd" and r.pmdval is None
+               and not pmd_table(before.pmd) for r in before.threads("rmap"))
+
+
 def slow_path_gives_up(before, after) -> bool:
     """A zap's slow-path recheck finds an entry that is not none and leaves the table alone."""
     return any(z.pc == "slow_check" and after.thread(z.name).pc not in ("slow_check", "slow_clear_pmd")
@@ -1012,6 +1029,11 @@ class Reclaim(Model):
     batch_alloc_fail = Param(True, "explore the mmu_gather batch page allocation failing")
     need_resched = Param(True, "explore need_resched() breaking the zap loop")
     force_break = Param(True, "explore the gather's page batch filling up (force_break)")
+    retracts = Param(0, "khugepaged/MADV_COLLAPSE retract_page_tables() threads (file THP: vma=shmem)")
+    rmap_walkers = Param(0, "try_to_unmap() rmap walkers of the folio mapped by the last entry")
+    collapses = Param(0, "collapse_pte_mapped_thp() threads: the range's page cache folio is one PMD-sized "
+                         "folio the table maps by ptes (file THP: vma=shmem)")
+    install_pmd = Param(True, "collapse_pte_mapped_thp() installs the huge pmd after the retraction")
 
     maintains = ("nr_ptes", "mapcount")
 
@@ -1019,6 +1041,11 @@ class Reclaim(Model):
         "CONFIG_MMU_GATHER_RCU_TABLE_FREE's semi-RCU fallback as before 718b13861d22: when the batch page "
         "cannot be allocated, tlb_remove_table_one() IPIs every CPU (tlb_remove_table_sync_one()) and "
         "frees the table at once (protocol.md K1)")
+    # The page-table rules before 2023 (model/retract2022.py, protocol.md K3): collapse under mmap_lock
+    # write + pml, pte_free() at once; rmap walkers without RCU or pmd_same(). Not a variant here.
+    pre_2023_retraction = False
+    i_mmap_write = False  # (with it) 8d3c106e19e8's i_mmap_lock_write() around the collapse
+
     x86_tlb_remove_page = Variant(
         "bare-metal x86 before v6.14 (no MMU_GATHER_RCU_TABLE_FREE): ___pte_free_tlb() -> "
         "tlb_remove_page(), so tables go through the page batch and are freed right after the IPI "
@@ -1053,11 +1080,42 @@ class Reclaim(Model):
                 raise PtmcError("fault: on shmem only write faults (do_shared_fault()) are modelled")
             if self.thp:
                 raise PtmcError("thp: huge faults are modelled for anonymous memory only (vma=anon)")
+        self._refuse_khugepaged_rmap()
         if "mthp" in (self.fault,) and self.entries < 2:
             raise PtmcError("fault=mthp maps an order-1 folio over entries 0-1: needs entries >= 2")
         if self.kinds[0] not in ("present", "dirty", "present_wp", "zero", "none") and self.faults:
             raise PtmcError(f"ptes: entry 0 is the one faults touch, and a fault on a {self.kinds[0]} "
                             "entry (do_swap_page()) is not modelled: put it in another entry")
+
+    def _refuse_khugepaged_rmap(self) -> None:
+        """retract_page_tables() and the rmap walker: what the kernel cannot produce."""
+        if self.retracts:
+            if self.the_vma.anon:
+                raise PtmcError("retracts: retract_page_tables() retracts tables of a file's mappings "
+                                "(collapse_file()); an anonymous VMA has none: set vma=shmem")
+            if self.huge_pmd:
+                raise PtmcError("retracts: collapse_file() leaves a table for retract_page_tables(), "
+                                "not a huge pmd: unset huge_pmd")
+            if "migration" in self.kinds:
+                raise PtmcError("retracts: collapse_file() cannot lock a folio under migration (the "
+                                "migration holds its lock): no migration entries")
+        if self.collapses:
+            if self.the_vma.anon:
+                raise PtmcError("collapses: collapse_pte_mapped_thp() collapses a file THP: set vma=shmem")
+            if self.huge_pmd or self.retracts:
+                raise PtmcError("collapses: the page cache holds a PMD-sized folio mapped by ptes; "
+                                "retract_page_tables() (retracts) and huge_pmd start elsewhere: unset them")
+            if any(k not in ("present", "dirty", "none") for k in self.kinds):
+                raise PtmcError("collapses: the table maps pages of the huge folio (present, dirty) or nothing")
+        if self.rmap_walkers:
+            if self.huge_pmd:
+                raise PtmcError("rmap_walkers: the walker unmaps a small folio of the table: unset huge_pmd")
+            if self.kinds[-1] not in ("present", "dirty", "present_wp") and not self.collapses:
+                raise PtmcError("rmap_walkers: the walker unmaps the folio the last entry maps: make it "
+                                "present, dirty or present_wp")
+            if self.entries < 2 and self.faults:
+                raise PtmcError("rmap_walkers: entry 0 is the faults', the walker's is the last one: "
+                                "needs entries >= 2")
 
     # data pages: the table's entry i maps page i + 1; fault k owns pages from fault_base(k)
     def fault_base(self, k: int) -> int:
@@ -1070,7 +1128,7 @@ class Reclaim(Model):
 
     def init(self, mem):
         mmap_lock_init(mem)
-        pages = self.pages or 1 + 2 * self.faults + self.zaps + self.huge_pmd
+        pages = self.pages or 1 + 2 * self.faults + self.zaps + self.huge_pmd + self.retracts + self.collapses
         PageTables(mem, pages=pages, entries=self.entries, rcu_head=True,
                    deposit=self.huge_pmd or self.thp)
         vma = self.the_vma
@@ -1093,7 +1151,8 @@ class Reclaim(Model):
             for i, kind in enumerate(self.kinds):
                 pte = KINDS[kind]
                 if kind in ("present", "dirty", "present_wp"):
-                    declare_folio(mem, i + 1, anon=anon, fields=fields, mapcount=1)
+                    if not self.collapses:  # (else one PMD-sized folio, below)
+                        declare_folio(mem, i + 1, anon=anon, fields=fields, mapcount=1)
                     pte = present(i + 1, kind == "dirty", kind == "present_wp")
                 elif kind == "swap":
                     pte = swap_pte(i + 1)
@@ -1105,7 +1164,13 @@ class Reclaim(Model):
             mm_inc_nr_ptes(mem)
             pmd_populate(mem, table)
             if not anon and self.kinds[0] not in ("present", "dirty", "present_wp", "migration"):
-                declare_folio(mem, 1, anon=False, fields=fields)  # the page cache page of entry 0
+                if not self.collapses:
+                    declare_folio(mem, 1, anon=False, fields=fields)  # the page cache page of entry 0
+        if self.collapses:  # collapse_file() put a PMD-sized folio in the page cache; ptes map it
+            declare_folio(mem, 1, self.entries, anon=False, fields=fields,
+                          mapcount=sum(k in ("present", "dirty", "present_wp") for k in self.kinds))
+        if self.collapses and self.rmap_walkers:  # the old folio of the last index, replaced in the page
+            declare_folio(mem, self.entries + 1, anon=False, fields=fields)  # cache, still being reclaimed
         for k in range(self.faults if anon else 0):
             base = self.fault_base(k)
             declare_folio(mem, base)
@@ -1127,7 +1192,7 @@ class Reclaim(Model):
     def witnesses(self):
         """The paths a run must take, where this configuration has them: a "holds" that never
         reclaimed a table, or never raced a fault with it, would say nothing."""
-        out = []
+        out = self.khugepaged_rmap_witnesses()
         if self.zaps and self.huge_pmd:
             out.append(reachable("zap.zap_huge_pmd_unlock", "zap_huge_pmd() clears the huge pmd under pml"))
         if self.walkers and self.huge_pmd:
@@ -1194,10 +1259,43 @@ class Reclaim(Model):
                                  name="ACTION_AGAIN"))
         return out
 
+    def khugepaged_rmap_witnesses(self) -> list:
+        """retract_page_tables() and the rmap walker: the paths that make them matter."""
+        out = []
+        reclaims = self.zaps and self.config.pt_reclaim and not any(self.kept(k) for k in self.kinds)
+        retractable = not (self.the_vma.uffd_wp or "guard" in self.kinds)
+        if self.retracts and retractable:
+            out.append(reachable("retract.retract_free", "retract_page_tables() clears the pmd and hands the "
+                                                         "table to pte_free_defer()", name="retract frees"))
+            if reclaims and not {"retract_pmd_recheck", "retract_pml"} & self.without:
+                out.append(reachable("retract.retract_recheck->retract_unlock_pml", "check_pmd_state() under "
+                                     "pml finds the table gone (reclaimed since the lockless read)",
+                                     name="retract recheck"))
+        if self.collapses and not self.pre_2023_retraction and not self.the_vma.uffd_wp:
+            out.append(reachable("collapse.collapse_free", "collapse_pte_mapped_thp() clears the pmd and hands "
+                                                           "the table to pte_free_defer()", name="collapse frees"))
+            if self.install_pmd:
+                out.append(reachable(collapse_installs_huge_pmd, "collapse_pte_mapped_thp() maps the folio "
+                                     "with a huge pmd (set_huge_pmd())", name="collapse installs"))
+            if reclaims and self.config.split_pte_ptlocks and "collapse_pml_recheck" not in self.without:
+                out.append(reachable("collapse.collapse_relock_ptl->collapse_abort", "pmd_same() under pml and "
+                                     "the ptl fails: the table was reclaimed in the window",
+                                     name="collapse recheck"))
+        if self.rmap_walkers and not self.collapses:  # (with a collapse it walks a folio not mapped here)
+            unmapped = "rmap.set_swap_pte" if self.the_vma.anon else "rmap.ptep_clear_flush->pvmw_done"
+            out.append(reachable(unmapped, "the rmap walker unmaps its folio (a swap entry for an anonymous "
+                                           "one)", name="rmap unmaps"))
+            if reclaims and "rmap_pmd_same" not in self.without:
+                out.append(reachable("rmap.check_pte->map_pte", "map_pte()'s pmd_same() fails under the ptl: "
+                                     "the walker maps again", name="rmap pmd_same retry"))
+                out.append(reachable(rmap_gives_up_after_retry, "after the retry the pmd maps no table: the "
+                                     "walk finds nothing", name="rmap gives up"))
+        return out
+
     def thread_classes(self) -> dict:
         """Which class each actor is in this configuration: the optional paths (huge pmds, the
         mTHP, shmem) are subclasses, so a run without them has none of their steps."""
-        huge = self.huge_pmd or self.thp
+        huge = self.huge_pmd or self.thp or (self.collapses and self.install_pmd)
         mthp = self.fault in ("mthp", "any")
         if self.the_vma.shmem:
             fault = HugeShmemFault if huge else ShmemFault
@@ -1224,13 +1322,27 @@ class Reclaim(Model):
         return [*zaps, *faults, *walkers, *readers,
                 *(GupFast(name) for name in numbered("gup_fast", self.gup_fast)),
                 *(HardwareWalker(cpu) for cpu in range(self.hw_walkers)),
+                *self.khugepaged_rmap_threads(),
                 RcuCallbacks()]
+
+    def khugepaged_rmap_threads(self) -> list:
+        """retract_page_tables() and the rmap walkers (src/ptmc/actors)."""
+        vma, last = self.the_vma, self.entries - 1
+        return [*(Retract(name, vma, maybe_guard="guard" in self.kinds)
+                  for name in numbered("retract", self.retracts)),
+                *(TryToUnmap(name, vma, entry=last, page=self.entries + 1 if self.collapses else last + 1,
+                             pre_rcu=self.pre_2023_retraction)
+                  for name in numbered("rmap", self.rmap_walkers)),
+                *(Collapse(name, vma, folio_page=1, install_pmd=self.install_pmd,
+                           pre_8d3c106e19e8=self.pre_2023_retraction, i_mmap_write=self.i_mmap_write)
+                  for name in numbered("collapse", self.collapses))]
 
     def doc_threads(self):
         """Every thread kind, for the reference (ptmc doc), whichever configuration uses it."""
         vma = self.the_vma
         return [*self.threads()[:-1], HugeZap("zap", vma), MthpFault("fault", vma), HugeFault("fault", vma),
                 ShmemFault("fault", vma), HugeWalker("walker", vma), GupFast("gup_fast"),
+                Retract("retract", vma), Collapse("collapse", vma), TryToUnmap("rmap", vma, entry=self.entries - 1, page=self.entries),
                 HardwareWalker(0), RcuCallbacks()]
 
 
