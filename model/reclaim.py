@@ -993,7 +993,7 @@ class Reclaim(Model):
                                 "set vma=anon")
             if any(k not in ("present", "dirty") for k in self.kinds):
                 raise PtmcError("anon_collapses: khugepaged collapses a table of present anonymous pages: set "
-                                "ptes=" + ",".join(["present"] * self.entries) + " (one per entry)")
+                                "ptes=" + ",".join(["present"] * self.entries) + " (or leave ptes unset)")
             if self.faults and self.fault in ("mthp", "any"):
                 raise PtmcError("anon_collapses: the collapse of a pte-mapped large folio (compound_pagelist) "
                                 "is not modelled: set fault=write or fault=read")
