@@ -16,8 +16,10 @@ mapping (``vma=shmem``), optionally registered with userfaultfd (``uffd``). What
 at the start is a parameter (``ptes``: present pages, dirty ones, uffd-wp protected ones, the
 zero page, swap and migration entries, uffd-wp and guard markers), or a huge pmd
 (``huge_pmd``); ``thp`` lets faults install huge pmds; ``fault`` chooses what the faults do
-(a write, a read of the zero page, an mTHP of two entries, or any of them). Every actor holds
-mmap_lock (or the VMA lock) for read, which excludes none of them, so those locks are left out.
+(a write, a read of the zero page, an mTHP of two entries, or any of them). Zap, fault, walker
+and reader hold mmap_lock (or the VMA lock) for read, which excludes none of them, so the lock
+is left out unless a thread takes it for write (``mmap_writers()``: the anon collapse,
+``anon_collapses``); GUP-fast (``gup_fast``) takes no lock at all (ptmc.actors.gup).
 
 Steps follow mm/memory.c, mm/pt_reclaim.c, mm/pgtable-generic.c, mm/mmu_gather.c,
 mm/huge_memory.c and mm/pagewalk.c of v6.14-v6.18. Purely CPU-local operations are folded into
@@ -994,6 +996,9 @@ class Reclaim(Model):
             if any(k not in ("present", "dirty") for k in self.kinds):
                 raise PtmcError("anon_collapses: khugepaged collapses a table of present anonymous pages: set "
                                 "ptes=" + ",".join(["present"] * self.entries) + " (or leave ptes unset)")
+            if self.uffd != "none":
+                raise PtmcError("anon_collapses: khugepaged's checks of userfaultfd-armed VMAs are not modelled: "
+                                "set uffd=none")
             if self.faults and self.fault in ("mthp", "any"):
                 raise PtmcError("anon_collapses: the collapse of a pte-mapped large folio (compound_pagelist) "
                                 "is not modelled: set fault=write or fault=read")

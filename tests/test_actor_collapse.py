@@ -84,6 +84,7 @@ def test_collapse_witnesses_isolate_abort_on_a_pin_and_the_restore():
     (dict(vma="shmem"), "set vma=anon"),
     (dict(ptes="none,present"), "set ptes=present,present"),
     (dict(fault="mthp"), "set fault=write or fault=read"),
+    (dict(uffd="missing"), "set uffd=none"),
 ])
 def test_configurations_the_collapse_does_not_cover_are_refused(settings, says):
     with pytest.raises(PtmcError, match=says):

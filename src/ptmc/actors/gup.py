@@ -73,6 +73,12 @@ class GupFast(Thread):
         without="recheck only the pmd after the grab",
         against="a zap clearing the entry after GUP-fast read it")
 
+    gup_fast_leaf_recheck = Guard(
+        "gup_fast_pmd_leaf(): after grabbing the THP, a pmd that changed means the huge pmd was zapped, "
+        "split or replaced, and the folio grabbed may no longer be the one mapped there",
+        without="return the THP without reading the pmd again",
+        against="a zap or split of the huge pmd (huge_pmd, thp)")
+
     pin = True  # FOLL_PIN (pin_user_pages_fast()); False: FOLL_GET (get_user_pages_fast())
 
     @step("mm/gup.c:gup_fast_pmd_range")
@@ -100,7 +106,7 @@ class GupFast(Thread):
         # folio_ref_try_add() fails on a zero refcount (the folio is being freed); the pin (the
         # bias, or the pincount) and the barrier after it are folded into this atomic step.
         folio = page_folio(s, self.pte[0])
-        if not try_grab_folio_fast(s, folio, self.pin):
+        if folio is None or not try_grab_folio_fast(s, folio, self.pin):
             return "gup_fast_pte_unmap"
         self.folio = folio.head
         if self.gup_fast_pmd_recheck:
@@ -140,6 +146,8 @@ class GupFast(Thread):
         if folio is None or not try_grab_folio_fast(s, folio, self.pin):
             return "gup_fast_done"
         self.folio = folio.head
+        if not self.gup_fast_leaf_recheck:
+            return "gup_fast_done"
 
     @step("mm/gup.c:gup_fast_pmd_leaf")
     def gup_fast_pmd_leaf_recheck(self, s):
