@@ -89,3 +89,16 @@ def test_collapse_witnesses_isolate_abort_on_a_pin_and_the_restore():
 def test_configurations_the_collapse_does_not_cover_are_refused(settings, says):
     with pytest.raises(PtmcError, match=says):
         run("no_uaf", anon_collapses=1, **{**ZAP_FAULT, **settings})
+
+
+def test_every_guard_of_the_collapse_can_be_switched_off():
+    """Each ablation is the code without that guard and runs to a verdict (ptmc ablate)."""
+    from ptmc.actors.khugepaged_anon import CollapseHugePage
+    from ptmc.model import Guard
+    guards = [n for n, v in vars(CollapseHugePage).items() if isinstance(v, Guard)]
+    assert guards == ["collapse_anon_vma_lock", "collapse_tlb_flush", "collapse_table_sync",
+                      "collapse_isolate_refcount"]
+    verdicts = {g: run("gup_stable", without=[g], gup_fast=1, anon_collapses=1, tlb_flush="broadcast", zaps=0,
+                       faults=0, **ZAP_FAULT).verdict for g in guards}
+    assert verdicts == {"collapse_anon_vma_lock": "holds", "collapse_tlb_flush": "holds",
+                        "collapse_table_sync": "holds", "collapse_isolate_refcount": "violated"}

@@ -174,6 +174,7 @@ class CollapseHugePage(Thread):
     @step("mm/khugepaged.c:collapse_huge_page")
     def collapse_isolate_unlock(self, s):
         spin_unlock(s, self.ptl)
+        self.i = 0  # __collapse_huge_page_copy() starts at the first entry
         if self.failed:
             rcu_read_unlock(s)  # pte_unmap()
             return "collapse_restore_lock"
@@ -203,7 +204,6 @@ class CollapseHugePage(Thread):
         anon_vma_unlock_write(s, self.vma)
         if self.failed:
             return "collapse_mmap_write_unlock"
-        self.i = 0
 
     @step("mm/khugepaged.c:__collapse_huge_page_copy_succeeded")
     def collapse_copy(self, s):
