@@ -1094,6 +1094,11 @@ class Reclaim(Model):
         file VMA a uffd-wp marker, kept or re-installed for a uffd-wp protected entry."""
         return kind == "guard" or (kind in ("uffd_wp", "present_wp") and not self.the_vma.anon)
 
+    def projections(self):
+        """The teaching view (docs/teaching.md): the pmd and the lifecycle of the table it
+        starts with and of the one a fault allocates after reclaim."""
+        return {"table lifecycle": ("pmd", "pt0.state", "pt1.state")}
+
     def witnesses(self):
         """The paths a run must take, where this configuration has them: a "holds" that never
         reclaimed a table, or never raced a fault with it, would say nothing."""

@@ -276,6 +276,10 @@ class Refcount2021(Model):
     no_try_get = Variant("the walker maps the PTE page without pte_try_get(): pte_ref.rst section 3, "
                          "'broken!!'")
 
+    def projections(self):
+        """The teaching view (docs/teaching.md): the pmd, the first table's lifecycle and its count."""
+        return {"refcount lifecycle": ("pmd", "pt0.state", "pt0.pte_refcount")}
+
     def init(self, mem):
         PageTables(mem, pages=self.pages, entries=self.entries, fields={"pte_refcount": 0})
         table = pte_alloc_one(mem)

@@ -468,6 +468,10 @@ class Refcount2022(Model):
         super().__init__(params, variants, **switches)
         self.pte_ref = PteRef(self.mapped_bits, self.zero_bits, self.zero_shift)
 
+    def projections(self):
+        """The teaching view (docs/teaching.md): the pmd, the first table's lifecycle and its count."""
+        return {"refcount lifecycle": ("pmd", "pt0.state", "pt0.pte_refcount")}
+
     def init(self, mem):
         PageTables(mem, pages=self.pages, entries=self.entries, fields={"pte_refcount": 0})
         mmap_lock_init(mem)

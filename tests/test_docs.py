@@ -74,3 +74,40 @@ def test_authoring_guide_shows_what_ptmc_prints(monkeypatch, tmp_path):
     assert out.exit_code == 2
     message = out.stderr.strip().removeprefix("ptmc: error: ")
     assert " ".join(message.split()) in " ".join(guide.split())
+
+
+def test_teaching_views_are_generated_by_the_commands_docs_teaching_md_gives(monkeypatch, tmp_path):
+    """Each view in docs/views/ is what its line in docs/teaching.md draws now, and every view
+    the page shows exists: a model change that moves a box or an arrow must be regenerated."""
+    monkeypatch.chdir(ROOT)
+    page = (ROOT / "docs" / "teaching.md").read_text()
+    commands = re.search(r"```\n(.*?)```", page, re.S).group(1).splitlines()
+    assert len(commands) == 5
+    drawn = set()
+    for line in commands:
+        args = [a.strip('"') for a in re.findall(r'"[^"]*"|\S+', line)]
+        assert args[:2] == ["ptmc", "graph"] and args[-2:] == ["--out", "docs/views"], line
+        out = CliRunner().invoke(main, [*args[1:-2], "--out", str(tmp_path)])
+        assert out.exit_code == 0, out.output
+        for dot in tmp_path.glob("*.dot"):
+            assert dot.read_text() == (ROOT / "docs" / "views" / dot.name).read_text(), f"regenerate: {line}"
+            drawn.add(dot.stem)
+            dot.unlink()
+    shown = set(re.findall(r"\]\(views/(.*?)\.svg\)", page))
+    assert shown == drawn
+    assert all((ROOT / "docs" / "views" / f"{stem}.svg").exists() for stem in shown)
+
+
+def test_project_view_labels_nodes_with_the_projection_and_marks_the_counterexample(tmp_path):
+    out = CliRunner().invoke(main, ["graph", str(ROOT / "properties" / "no_uaf.py"), "--variant",
+                                    "semi_rcu_fallback", "--project", "pmd,pt0.state", "--out", str(tmp_path)])
+    assert out.exit_code == 0, out.output
+    dot = (tmp_path / "no_uaf-reclaim-semi_rcu_fallback-pmd_pt0_state.dot").read_text()
+    # pt0's lifecycle, each box with the states it stands for; the K1 arrow, red, straight to free
+    assert 'label="pmd: pt0\npt0.state: linked\n(' in dot
+    assert re.search(r'label="zap.tlb_remove_table_now" color=red', dot)
+    assert "violation:" in dot and "(0 states)" not in dot
+    bad = CliRunner().invoke(main, ["graph", str(ROOT / "properties" / "no_uaf.py"), "--project", "pmd,nosuch",
+                                    "--out", str(tmp_path)])
+    assert bad.exit_code == 2 and "'nosuch' is neither a cell of model reclaim" in bad.output
+    assert "Traceback" not in bad.output

@@ -177,9 +177,13 @@ def prove(ctx, property_file, variants, settings, timeout, as_json):
 
 @main.command()
 @click.argument("property_file", type=click.Path(dir_okay=False))
-@click.option("--view", type=click.Choice(["full", "trace", "pcs"]), default="pcs", show_default=True,
+@click.option("--view", type=click.Choice(["full", "trace", "pcs", "project"]),
               help="full: every state; trace: the counterexample's neighbourhood; pcs: quotient by "
-                   "where each thread is.")
+                   "where each thread is; project: quotient by --project, as SVG too (default: project "
+                   "with --project, else pcs).")
+@click.option("--project", metavar="ITEMS|NAME",
+              help="The project view's node labels: comma-separated cells, THREAD.pc and ptN.state (a "
+                   "table's lifecycle), e.g. pmd,pt0.state,zap.pc; or a projection the model names.")
 @click.option("--model", "model_path", type=click.Path(dir_okay=False), help="Model file (default: the property's).")
 @click.option("--variant", "variants", multiple=True, metavar="NAME", help="Check this variant (repeatable).")
 @click.option("--set", "settings", multiple=True, metavar="NAME=VALUE", help="Set a model parameter (repeatable).")
@@ -187,10 +191,13 @@ def prove(ctx, property_file, variants, settings, timeout, as_json):
 @click.option("--out", "out_dir", default="out", show_default=True, type=click.Path(file_okay=False))
 @MAX_MEMORY
 @click.pass_context
-def graph(ctx, property_file, view, model_path, variants, settings, max_states, out_dir, max_memory):
+def graph(ctx, property_file, view, project, model_path, variants, settings, max_states, out_dir, max_memory):
     """Export the state graph of PROPERTY_FILE's model as GraphML and DOT (networkx)."""
+    view = view or ("project" if project else "pcs")
+    if project and view != "project":
+        raise click.UsageError(f"--project labels the project view, not --view {view}")
     progress = render_progress.ProgressLine()
-    summary, paths, reason = workflow.graph(property_file, view, out_dir, model_path=model_path,
+    summary, paths, reason = workflow.graph(property_file, view, out_dir, project=project, model_path=model_path,
                                             variants=variants, settings=workflow.parse_settings(settings),
                                             max_states=max_states, max_memory=max_memory,
                                             progress=progress)

@@ -309,6 +309,11 @@ class Model:
         """``reachable`` checks every run of this model (with these parameters) must satisfy."""
         return []
 
+    def projections(self) -> dict[str, tuple[str, ...]]:
+        """Named projections for ``ptmc graph --project NAME`` (teaching views): name -> cells,
+        ``THREAD.pc`` and ``ptN.state`` items (see ptmc.explore.graph.projection)."""
+        return {}
+
     def context(self, layout, state: tuple, pages) -> list[str]:
         """What the design tracks about the PTE ``pages`` a trace step touched, shown with the
         step: the counters, when the model declares ``counters`` (see ptmc.smt)."""

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 from pathlib import Path
 from urllib.parse import quote
@@ -253,11 +254,12 @@ def describe(path: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
-def graph(property_file, view: str, out_dir, *, model_path=None, variants=(), settings=None,
+def graph(property_file, view: str, out_dir, *, project=None, model_path=None, variants=(), settings=None,
           max_states=None, max_memory=None, progress=None) -> tuple[str, list[Path], str]:
-    """Explore, then export a networkx view of the state graph as GraphML and DOT: the summary
-    line, the files written, and why exploration was cut short ("" if it was not; the title
-    then says the graph is incomplete)."""
+    """Explore, then export a networkx view of the state graph as GraphML and DOT (and, for
+    the ``project`` view, SVG): the summary line, the files written, and why exploration was
+    cut short ("" if it was not; the title then says the graph is incomplete). ``project``: the
+    projection of the ``project`` view (a name the model gives, or comma-separated items)."""
     prop = load_property(property_file)
     model_file = model_path or prop.model_path
     if not model_file:
@@ -267,17 +269,31 @@ def graph(property_file, view: str, out_dir, *, model_path=None, variants=(), se
     model = instantiate(model_file, {**prop.params, **settings}, [*prop.variants, *variants])
     system, ex = explore_model(model, prop.checks, max_states=max_states, progress=progress,
                                limit=MemoryLimit(max_memory))
+    if view == "project" and not project:
+        named = list(model.projections())
+        if not named:
+            raise PtmcError(f"--view project: model {model.name} names no projection; give --project "
+                            "with cells, THREAD.pc or ptN.state items, e.g. --project pmd,pt0.state")
+        project = named[0]
     try:
-        g = state_graphs.VIEWS[view](system, ex)
+        g = (state_graphs.projected_graph(system, ex, project) if view == "project"
+             else state_graphs.VIEWS[view](system, ex))
     except KeyboardInterrupt:
         raise Interrupted(f"while drawing the {view} view of {len(ex.store.states)} explored states: "
                           "no files written") from None
-    stem = output_stem(prop.name, model.name, *model.variant_names, view, settings=settings)
-    title = f"{prop.name} on {model.name}: {view} view"
+    shown = view if view != "project" else re.sub(r"[^a-z0-9]+", "_", project.lower()).strip("_")
+    stem = output_stem(prop.name, model.name, *model.variant_names, shown, settings=settings)
+    title = f"{prop.name} on {model.name}: " + (f"{view} view" if view != "project" else f"projected on {project}")
     if ex.reason:
         title += f" (INCOMPLETE: {ex.reason})"
     elif ex.found is not None:  # exploration ends at the first violation's depth
         title += f" (explored until {ex.found.check.name} failed at depth {ex.found.length})"
-    paths = write_files(out_dir, {f"{stem}.graphml": "\n".join(nx.generate_graphml(g)),
-                                  f"{stem}.dot": render_stategraph.render(g, title)})
+    dot = render_stategraph.render(g, title)
+    files = {f"{stem}.graphml": "\n".join(nx.generate_graphml(g)), f"{stem}.dot": dot}
+    if view == "project":
+        try:
+            files[f"{stem}.svg"] = render_dot.render_svg(dot).decode()
+        except graphviz.ExecutableNotFound:
+            pass  # the DOT is there; README's set-up installs graphviz
+    paths = write_files(out_dir, files)
     return f"{title}: {state_graphs.summary(g)}", paths, ex.reason

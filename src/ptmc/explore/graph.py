@@ -5,13 +5,19 @@ microseconds); these views are derived from the store on demand:
 
 - ``full``: every stored state and transition (small models only);
 - ``trace``: the counterexample path and every transition out of its states (its neighbourhood);
-- ``pcs``: the quotient by control location (where each thread is), with state counts.
+- ``pcs``: the quotient by control location (where each thread is), with state counts;
+- ``project``: the quotient by a projection the user chooses (``--project pmd,pt0.state,zap.pc``
+  or a projection the model names), small enough for a slide: self-loops collapsed, parallel
+  edges merged, each node saying how many states it stands for, the counterexample's path marked.
 """
 from __future__ import annotations
+
+import re
 
 import networkx as nx
 
 from ..errors import PtmcError
+from ..kernel.context import table_state
 from .bfs import Exploration
 from .system import System
 
@@ -81,6 +87,63 @@ def pcs_graph(system: System, ex: Exploration) -> nx.DiGraph:
     return g
 
 
+def projection(system: System, items) -> tuple[list[str], callable]:
+    """The items of a projection (a name the model's ``projections()`` gives, or cell names,
+    ``THREAD.pc`` and ``ptN.state``, comma-separated) and the function from a state to its node
+    label. ``ptN.state`` of a PTE page is its lifecycle (linked, deposited, not linked, queued for
+    RCU, free), finer than the cell's allocated/free."""
+    named = system.model.projections()
+    if isinstance(items, str):
+        items = named.get(items) or [item.strip() for item in items.split(",") if item.strip()]
+    layout = system.layout
+    getters = []
+    for item in items:
+        page = re.fullmatch(r"pt(\d+)\.state", item)
+        if page and layout.objects.get("pgtables") is not None and item in layout.index:
+            getters.append(lambda state, n=int(page[1]): table_state(system.view(state), n))
+        elif item in layout.index:
+            getters.append(lambda state, slot=layout.index[item]: layout.show_slot(slot, state[slot]))
+        else:
+            known = ", ".join(repr(name) for name in named) or "none"
+            raise PtmcError(f"--project: {item!r} is neither a cell of model {system.model.name} (e.g. "
+                            f"{layout.names[1]!r}, {layout.names[layout.pc_slot[0]]!r}) nor one of its "
+                            f"projections ({known})")
+    if not getters:
+        raise PtmcError("--project: name at least one cell, thread pc or projection")
+    labels = [item.removesuffix(".pc") for item in items]
+    return list(items), lambda state: "\n".join(f"{k}: {get(state)}" for k, get in zip(labels, getters))
+
+
+def projected_graph(system: System, ex: Exploration, items) -> nx.DiGraph:
+    """The quotient by ``items`` (see projection()): a node per value of the projection with
+    the number of states it stands for; an edge where a step changes it."""
+    _, label = projection(system, items)
+    g = nx.DiGraph()
+    for state in ex.store.states:
+        key = label(state)
+        if key in g:
+            g.nodes[key]["states"] += 1
+        else:
+            g.add_node(key, states=1)
+        for tr, nxt in system.successors(state):
+            target = label(nxt)
+            if target != key:  # a step that leaves the projection as it was is not drawn
+                if target not in g:
+                    g.add_node(target, states=0)
+                _add_edge(g, key, target, _label(system, tr))
+    if ex.found is not None:
+        path = [label(ex.store.states[n]) for n in ex.store.path(ex.found.state)]
+        for key in path:
+            g.nodes[key]["on_trace"] = True
+        for a, b in zip(path, path[1:]):
+            if a != b:
+                g.edges[a, b]["on_trace"] = True
+        if ex.found.transition is not None:
+            g.add_node("violation", states=0, state=ex.found.message, on_trace=True)
+            g.add_edge(path[-1], "violation", label=_label(system, ex.found.transition), count=1, on_trace=True)
+    return g
+
+
 def _add_edge(g: nx.DiGraph, a, b, label: str) -> None:
     if g.has_edge(a, b):
         data = g.edges[a, b]
@@ -91,7 +154,7 @@ def _add_edge(g: nx.DiGraph, a, b, label: str) -> None:
         g.add_edge(a, b, label=label, count=1)
 
 
-VIEWS = {"full": full_graph, "trace": trace_graph, "pcs": pcs_graph}
+VIEWS = {"full": full_graph, "trace": trace_graph, "pcs": pcs_graph, "project": projected_graph}
 
 
 def summary(g: nx.DiGraph) -> str:

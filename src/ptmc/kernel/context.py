@@ -58,7 +58,8 @@ def pages_named(value) -> set[int]:
 
 
 def table_state(s, page: int) -> str:
-    """linked, deposited (kept under a huge pmd), queued for RCU, unlinked, or free."""
+    """linked, deposited (kept under a huge pmd), queued for RCU, not linked (allocated and not
+    yet linked, or unlinked and not yet handed to call_rcu()), or free."""
     tables = s.layout.objects["pgtables"]
     v = s.v
     base = tables.base[page]
@@ -72,4 +73,4 @@ def table_state(s, page: int) -> str:
         head = v[slot]
         if head is not None and page in pages_named(head[1]):
             return "queued for RCU"
-    return "unlinked"
+    return "not linked"
