@@ -28,10 +28,10 @@ ENTRIES = [
           "70cbc3cc78a9 (v6.0) made gup_fast_pte_range() recheck the pmd after the grab: a collapse with a "
           "flush that sends no IPI clears the pmd, passes its refcount check, and replaces the page GUP pins",
           GUP_STABLE, "violated", without=HISTORICAL, settings=BROADCAST, check="never gup-stale-page",
-          threads=("collapse", "gup_fast"),
-          shape=(("gup_fast", "gup_fast_pmd"), ("collapse", "collapse_pmd_clear"), ("collapse", "collapse_flush"),
-                 ("collapse", "collapse_isolate"), ("gup_fast", "gup_fast_grab"), ("gup_fast", "gup_fast_recheck_pte"),
-                 ("collapse", "collapse_copy"), ("gup_fast", "gup_fast_done"))),
+          threads=("anon_collapse", "gup_fast"),
+          shape=(("gup_fast", "gup_fast_pmd"), ("anon_collapse", "collapse_pmd_clear"), ("anon_collapse", "collapse_flush"),
+                 ("anon_collapse", "collapse_isolate"), ("gup_fast", "gup_fast_grab"), ("gup_fast", "gup_fast_recheck_pte"),
+                 ("anon_collapse", "collapse_copy"), ("gup_fast", "gup_fast_done"))),
     Entry("k2-ipi-flush-latent", "K2",
           "the same code with x86's IPI TLB flush holds: pmdp_collapse_flush() waits for the IRQs-off GUP-fast, "
           "whose pin the refcount check then sees (why the race stayed latent on x86)",

@@ -898,7 +898,7 @@ def isolate_aborts_on_a_pin(before, after) -> bool:
     """A collapse's isolate gives up on a page while a GUP-fast holds a reference to it."""
     pins = {g.folio or g.pinned for g in before.threads("gup_fast")} - {0}
     return bool(pins) and any(c.pc == "collapse_isolate" and not c.failed and after.thread(c.name).failed
-                              and c.i + 1 in pins for c in before.threads("collapse"))
+                              and c.i + 1 in pins for c in before.threads("anon_collapse"))
 
 
 def slow_path_gives_up(before, after) -> bool:
@@ -1120,7 +1120,7 @@ class Reclaim(Model):
         if self.gup_fast and self.huge_pmd:
             out.append(reachable("gup_fast.gup_fast_pmd->gup_fast_pmd_leaf", "GUP-fast grabs a huge pmd whole"))
         if self.anon_collapses:
-            out.append(reachable("collapse.collapse_install", "khugepaged's collapse_huge_page() installs the "
+            out.append(reachable("anon_collapse.collapse_install", "khugepaged's collapse_huge_page() installs the "
                                                               "huge pmd and deposits the old table"))
         if self.anon_collapses and self.gup_fast and "collapse_isolate_refcount" not in self.without:
             out.append(reachable(isolate_aborts_on_a_pin, "__collapse_huge_page_isolate() finds a GUP pin "
@@ -1208,7 +1208,7 @@ class Reclaim(Model):
         for thread in (*zaps, *faults, *walkers, *readers):
             thread.mmap_read_locked = bool(self.mmap_writers())
         collapses = [CollapseHugePage(name, vma, new_page=self.collapse_page(k))
-                     for k, name in enumerate(numbered("collapse", self.anon_collapses))]
+                     for k, name in enumerate(numbered("anon_collapse", self.anon_collapses))]
         return [*zaps, *faults, *walkers, *readers, *collapses,
                 *(GupFast(name) for name in numbered("gup_fast", self.gup_fast)),
                 *(HardwareWalker(cpu) for cpu in range(self.hw_walkers)),
@@ -1219,7 +1219,7 @@ class Reclaim(Model):
         vma = self.the_vma
         return [*self.threads()[:-1], HugeZap("zap", vma), MthpFault("fault", vma), HugeFault("fault", vma),
                 ShmemFault("fault", vma), HugeWalker("walker", vma), GupFast("gup_fast"),
-                CollapseHugePage("collapse", vma, new_page=self.collapse_page(0)),
+                CollapseHugePage("anon_collapse", vma, new_page=self.collapse_page(0)),
                 HardwareWalker(0), RcuCallbacks()]
 
 

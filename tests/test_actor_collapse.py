@@ -31,7 +31,7 @@ def in_order(trace, keys) -> bool:
 def test_collapse_with_zap_and_fault_holds(prop):
     r = run(prop, anon_collapses=1, **ZAP_FAULT)
     assert (r.verdict, r.states) == ("holds", 2251)
-    assert {w.name: w.found for w in r.witnesses}["collapse.collapse_install"]
+    assert {w.name: w.found for w in r.witnesses}["anon_collapse.collapse_install"]
     # the others hold mmap_lock for read: they run before or after the whole collapse
     assert not any("mmap_read" in step for found in r.unreached.values() for step in found)
 
@@ -52,7 +52,7 @@ def test_without_the_refcount_check_the_collapse_replaces_a_pinned_page():
             tlb_flush="broadcast", zaps=0, faults=0, **ZAP_FAULT)
     assert r.verdict == "violated" and r.violation.check == "never gup-stale-page"
     assert in_order(steps(r), [("gup_fast", "gup_fast_grab"), ("gup_fast", "gup_fast_done"),
-                               ("collapse", "collapse_isolate"), ("collapse", "collapse_copy"),
+                               ("anon_collapse", "collapse_isolate"), ("anon_collapse", "collapse_copy"),
                                ("gup_fast", "unpin_user_page")])
 
 
@@ -61,10 +61,10 @@ def test_without_the_flush_a_cpu_may_still_walk_the_deposited_table_when_it_is_f
     deposited table, which a CPU may still cache from before the collapse."""
     r = run("no_uaf", without=["collapse_tlb_flush"], anon_collapses=1, **ZAP_FAULT)
     assert r.verdict == "violated" and r.violation.check == "never use-after-free"
-    assert in_order(steps(r), [("collapse", "collapse_pmd_clear"), ("collapse", "collapse_install"),
-                               ("collapse", "collapse_mmap_write_unlock"), ("zap", "zap_huge_pmd"),
+    assert in_order(steps(r), [("anon_collapse", "collapse_pmd_clear"), ("anon_collapse", "collapse_install"),
+                               ("anon_collapse", "collapse_mmap_write_unlock"), ("zap", "zap_huge_pmd"),
                                ("zap", "zap_huge_pmd_locked")])
-    assert ("collapse", "collapse_flush") not in steps(r)
+    assert ("anon_collapse", "collapse_flush") not in steps(r)
 
 
 def test_an_ipi_flush_waits_for_gup_fast_so_the_historical_gup_holds_there():
@@ -76,8 +76,8 @@ def test_an_ipi_flush_waits_for_gup_fast_so_the_historical_gup_holds_there():
 def test_collapse_witnesses_isolate_abort_on_a_pin_and_the_restore():
     r = run("gup_stable", gup_fast=1, anon_collapses=1, zaps=0, faults=0, **ZAP_FAULT)
     found = {w.name: w.found for w in r.witnesses}
-    assert found["isolate aborts on a pin"] and found["collapse.collapse_install"]
-    assert not r.unreached.get("collapse")  # the restore path (pmd_populate() of the old table) too
+    assert found["isolate aborts on a pin"] and found["anon_collapse.collapse_install"]
+    assert not r.unreached.get("anon_collapse")  # the restore path (pmd_populate() of the old table) too
 
 
 @pytest.mark.parametrize("settings, says", [

@@ -42,7 +42,7 @@ def test_gup_fast_with_collapse_holds_in_both_tlb_flush_kinds():
         r = run("gup_stable", gup_fast=1, anon_collapses=1, ptes=PRESENT, tlb_flush=flush, **ZAP_FAULT)
         assert (r.verdict, r.states) == ("holds", states), flush
         assert all(w.found for w in r.witnesses)
-        assert {"isolate aborts on a pin", "gup_fast.gup_fast_back_off", "collapse.collapse_install"} <= \
+        assert {"isolate aborts on a pin", "gup_fast.gup_fast_back_off", "anon_collapse.collapse_install"} <= \
             {w.name for w in r.witnesses}
 
 
@@ -65,9 +65,9 @@ def test_without_the_pmd_recheck_gup_fast_returns_a_page_the_collapse_replaced()
             ptes=PRESENT, tlb_flush="broadcast", zaps=0, faults=0, **ZAP_FAULT)
     assert r.verdict == "violated" and r.violation.check == "never gup-stale-page"
     assert (r.states, len(r.trace)) == (194, 20)
-    assert in_order(steps(r), [("gup_fast", "gup_fast_pmd"), ("collapse", "collapse_pmd_clear"),
-                               ("collapse", "collapse_isolate"), ("gup_fast", "gup_fast_grab"),
-                               ("gup_fast", "gup_fast_recheck_pte"), ("collapse", "collapse_copy"),
+    assert in_order(steps(r), [("gup_fast", "gup_fast_pmd"), ("anon_collapse", "collapse_pmd_clear"),
+                               ("anon_collapse", "collapse_isolate"), ("gup_fast", "gup_fast_grab"),
+                               ("gup_fast", "gup_fast_recheck_pte"), ("anon_collapse", "collapse_copy"),
                                ("gup_fast", "gup_fast_done")])
     assert ("gup_fast", "gup_fast_back_off") not in steps(r)
     # with the recheck, the same race ends in the back-off
