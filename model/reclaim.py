@@ -16,8 +16,10 @@ mapping (``vma=shmem``), optionally registered with userfaultfd (``uffd``). What
 at the start is a parameter (``ptes``: present pages, dirty ones, uffd-wp protected ones, the
 zero page, swap and migration entries, uffd-wp and guard markers), or a huge pmd
 (``huge_pmd``); ``thp`` lets faults install huge pmds; ``fault`` chooses what the faults do
-(a write, a read of the zero page, an mTHP of two entries, or any of them). Every actor holds
-mmap_lock (or the VMA lock) for read, which excludes none of them, so those locks are left out.
+(a write, a read of the zero page, an mTHP of two entries, or any of them). Zap, fault, walker
+and reader hold mmap_lock (or the VMA lock) for read, which excludes none of them, so the lock
+is left out unless a thread takes it for write (``mmap_writers()``: the anon collapse,
+``anon_collapses``); GUP-fast (``gup_fast``) takes no lock at all (ptmc.actors.gup).
 
 Steps follow mm/memory.c, mm/pt_reclaim.c, mm/pgtable-generic.c, mm/mmu_gather.c,
 mm/huge_memory.c and mm/pagewalk.c of v6.14-v6.18. Purely CPU-local operations are folded into
@@ -35,12 +37,14 @@ import dataclasses
 from ptmc import DONE, Model, Param, Thread, Variant, numbered, step
 from ptmc.model import Guard
 from ptmc.errors import PtmcError
+from ptmc.actors import gup, khugepaged_anon
+from ptmc.actors.gup import GupFast
+from ptmc.actors.khugepaged_anon import CollapseHugePage
 from ptmc.kernel.config import config
-from ptmc.kernel.folio import (declare_folio, folio_add_new_anon_rmap, folio_add_rmap_pmd,
+from ptmc.kernel.folio import (declare_folio, declare_folio_fields, folio_add_new_anon_rmap, folio_add_rmap_pmd,
                                folio_add_rmap_ptes, folio_lock, folio_remove_rmap_pmd,
                                folio_remove_rmap_ptes, folio_unlock, page_folio)
 from ptmc.kernel.hw import HardwareWalker
-from ptmc.kernel.irq import local_irq_restore, local_irq_save
 from ptmc.kernel.mmap_lock import MmapReader, mmap_lock_init
 from ptmc.kernel.mmu_gather import MmuGather, mmu_gather_init
 from ptmc.kernel.pgtable import (PageTables, PmdInstall, PteOffsetMapLock, address, huge_pmd,
@@ -895,71 +899,11 @@ class Reader(MmapReader):
         return self.done()
 
 
-class GupFast(Thread):
-    """get_user_pages_fast() of entry 0: a lockless walk with IRQs disabled, no ptl at all.
-
-    gup_fast() disables IRQs, which holds off IPIs (the semi-RCU single-table free waits for
-    it, and so does an IPI TLB flush) and, since the RCU flavour consolidation, is an RCU
-    read-side section (so call_rcu() waits for it too). It reads the pmd once; a huge pmd is
-    grabbed whole (gup_fast_pmd_leaf()), otherwise it maps the table from that value without
-    reading the pmd again and reads the entry; after grabbing the folio it rechecks the pmd (and
-    the entry: 70cbc3cc78a9), backing off if either changed.
-    """
-
-    pmdval: object = None
-    pte: object = None
-
-    gup_fast_irqs_off = Guard(
-        "gup_fast(): local_irq_save() holds off IPIs (an IPI TLB flush, tlb_remove_table_sync_one()) and "
-        "is an RCU read-side section: the tables it walks without any lock are not freed under it",
-        without="walk with IRQs enabled (pte_offset_map()'s rcu_read_lock() only around the entry)")
-    gup_fast_pmd_recheck = Guard(
-        "gup_fast_pte_range() (70cbc3cc78a9): after grabbing the folio, a pmd that changed means the "
-        "table was unlinked (collapse, reclaim) and the entry read through it may be stale",
-        without="recheck only the entry")
-
-    @step("mm/gup.c:gup_fast_pmd_range")
-    def gup_fast_pmd(self, s):
-        if self.gup_fast_irqs_off:
-            local_irq_save(s)  # gup_fast(), folded into the pmd read
-        self.pmdval = pmdp_get_lockless(s)
-        if pmd_trans_huge(self.pmdval):
-            return "gup_fast_pmd_leaf"
-        if not pmd_table(self.pmdval):
-            if self.gup_fast_irqs_off:
-                local_irq_restore(s)
-            return DONE
-
-    @step("mm/gup.c:gup_fast_pte_range")
-    def gup_fast_pte(self, s):
-        rcu_read_lock(s)  # pte_offset_map() of the local pmd copy
-        self.pte = ptep_get_lockless(s, self.pmdval, 0)
-        if not pte_present(self.pte):
-            return "gup_fast_done"
-
-    @step("mm/gup.c:gup_fast_pte_range")
-    def gup_fast_recheck_pmd(self, s):
-        # After try_grab_folio_fast(): a pmd that changed means the table may be gone.
-        if not pmd_same(self.pmdval, pmdp_get_lockless(s)) and self.gup_fast_pmd_recheck:
-            return "gup_fast_done"
-
-    @step("mm/gup.c:gup_fast_pte_range")
-    def gup_fast_recheck_pte(self, s):
-        ptep_get_lockless(s, self.pmdval, 0)
-
-    @step("mm/gup.c:gup_fast")
-    def gup_fast_done(self, s):
-        rcu_read_unlock(s)  # pte_unmap()
-        if self.gup_fast_irqs_off:
-            local_irq_restore(s)
-        return DONE
-
-    @step("mm/gup.c:gup_fast_pmd_leaf")
-    def gup_fast_pmd_leaf(self, s):
-        pmd_same(self.pmdval, pmdp_get_lockless(s))  # after try_grab_folio_fast(): else back off
-        if self.gup_fast_irqs_off:
-            local_irq_restore(s)
-        return DONE
+def isolate_aborts_on_a_pin(before, after) -> bool:
+    """A collapse's isolate gives up on a page while a GUP-fast holds a reference to it."""
+    pins = {g.folio or g.pinned for g in before.threads("gup_fast")} - {0}
+    return bool(pins) and any(c.pc == "collapse_isolate" and not c.failed and after.thread(c.name).failed
+                              and c.i + 1 in pins for c in before.threads("anon_collapse"))
 
 
 def collapse_installs_huge_pmd(before, after) -> bool:
@@ -1010,7 +954,10 @@ class Reclaim(Model):
     faults = Param(1, "faults on entry 0 (see fault)")
     walkers = Param(1, "pte_offset_map_lock() walkers reading every entry")
     readers = Param(1, "pte_offset_map_ro_nolock() readers")
-    gup_fast = Param(0, "get_user_pages_fast() walkers (IRQs disabled, no ptl)")
+    gup_fast = Param(0, "pin_user_pages_fast() walkers (IRQs disabled, no ptl): grab, recheck, "
+                        "back off or keep the pin (ptmc.actors.gup)")
+    anon_collapses = Param(0, "khugepaged collapse_huge_page() threads (mmap_lock for write; vma=anon, "
+                              "ptes present pages: ptmc.actors.khugepaged_anon)")
     hw_walkers = Param(0, "CPUs whose MMU walks the page tables at any time, caching translations and "
                           "table walks until flushed (ptmc.kernel.hw)")
     vma = Param("anon", "the VMA: anon (private anonymous) or shmem (a MAP_SHARED shmem file)",
@@ -1036,6 +983,7 @@ class Reclaim(Model):
     install_pmd = Param(True, "collapse_pte_mapped_thp() installs the huge pmd after the retraction")
 
     maintains = ("nr_ptes", "mapcount")
+    EVENTS = {**gup.EVENTS, **khugepaged_anon.EVENTS}
 
     semi_rcu_fallback = Variant(
         "CONFIG_MMU_GATHER_RCU_TABLE_FREE's semi-RCU fallback as before 718b13861d22: when the batch page "
@@ -1068,6 +1016,19 @@ class Reclaim(Model):
 
     def _refuse(self) -> None:
         """Parameter combinations the kernel cannot produce, or this model does not cover."""
+        if self.anon_collapses:
+            if self.vma != "anon":
+                raise PtmcError("anon_collapses: collapse_huge_page() collapses private anonymous memory: "
+                                "set vma=anon")
+            if any(k not in ("present", "dirty") for k in self.kinds):
+                raise PtmcError("anon_collapses: khugepaged collapses a table of present anonymous pages: set "
+                                "ptes=" + ",".join(["present"] * self.entries) + " (or leave ptes unset)")
+            if self.uffd != "none":
+                raise PtmcError("anon_collapses: khugepaged's checks of userfaultfd-armed VMAs are not modelled: "
+                                "set uffd=none")
+            if self.faults and self.fault in ("mthp", "any"):
+                raise PtmcError("anon_collapses: the collapse of a pte-mapped large folio (compound_pagelist) "
+                                "is not modelled: set fault=write or fault=read")
         wp_kinds = [k for k in self.kinds if k in ("present_wp", "uffd_wp")]
         if wp_kinds and self.uffd != "wp":
             raise PtmcError(f"ptes: {wp_kinds[0]} entries exist only in a uffd-wp VMA: set uffd=wp")
@@ -1121,16 +1082,20 @@ class Reclaim(Model):
     def fault_base(self, k: int) -> int:
         return self.entries + 1 + k * (self.entries + 3)
 
+    def collapse_page(self, k: int) -> int:
+        """The first page of collapse k's new THP (after every fault's pages)."""
+        return self.fault_base(self.faults) + k * self.entries
+
     def mmap_writers(self) -> int:
         """Threads that take mmap_lock for write. With any, the others' mmap_read_lock() is part
         of the race (ptmc.kernel.mmap_lock.MmapReader); without, no read lock excludes anybody."""
-        return 0
+        return self.anon_collapses
 
     def init(self, mem):
         mmap_lock_init(mem)
         pages = self.pages or 1 + 2 * self.faults + self.zaps + self.huge_pmd + self.retracts + self.collapses
         PageTables(mem, pages=pages, entries=self.entries, rcu_head=True,
-                   deposit=self.huge_pmd or self.thp)
+                   deposit=self.huge_pmd or self.thp or self.anon_collapses)
         vma = self.the_vma
         declare_vma(mem, "vma", anon=vma.anon, shmem=vma.shmem, shared=vma.shared,
                     uffd_missing=vma.uffd_missing, uffd_wp=vma.uffd_wp, anon_vma=vma.anon)
@@ -1140,6 +1105,8 @@ class Reclaim(Model):
             cpu_caches_init(mem, self.hw_walkers)
         anon = vma.anon
         fields = ("mapcount",) if anon else ("mapcount", "lock")  # a page cache folio gets locked
+        if self.gup_fast or self.anon_collapses:  # pins and isolation count references
+            fields += ("refcount", "pincount", "discarded")
         if self.huge_pmd:
             declare_folio(mem, 1, self.entries, anon=anon, fields=fields, mapcount=1)
             if anon:  # an anonymous THP keeps a table for its split (counted in nr_ptes)
@@ -1178,6 +1145,14 @@ class Reclaim(Model):
                 declare_folio(mem, base + 1, 2)
             if self.thp:
                 declare_folio(mem, base + 3, self.entries)
+        # GUP-fast and the anon collapse: every folio holds one reference when it exists (its
+        # allocation's, then its mapping's), and each collapse has its new THP.
+        if "refcount" in fields:
+            for folio in dict.fromkeys(mem.layout.objects.get("folios", {}).values()):
+                declare_folio_fields(mem, folio, fields)
+                mem.store(folio.field("refcount"), 1)
+            for k in range(self.anon_collapses):
+                declare_folio(mem, self.collapse_page(k), self.entries, fields=fields, refcount=1)
 
     def kept(self, kind: str) -> bool:
         """An entry of this kind is left behind by the zap (any_skipped): a guard marker, or on a
@@ -1209,6 +1184,17 @@ class Reclaim(Model):
                                  name="mTHP fault"))
         if self.gup_fast and self.huge_pmd:
             out.append(reachable("gup_fast.gup_fast_pmd->gup_fast_pmd_leaf", "GUP-fast grabs a huge pmd whole"))
+        if self.anon_collapses:
+            out.append(reachable("anon_collapse.collapse_install", "khugepaged's collapse_huge_page() installs the "
+                                                              "huge pmd and deposits the old table"))
+        if self.anon_collapses and self.gup_fast and "collapse_isolate_refcount" not in self.without:
+            out.append(reachable(isolate_aborts_on_a_pin, "__collapse_huge_page_isolate() finds a GUP pin "
+                                                          "and aborts (SCAN_PAGE_COUNT)", name="isolate aborts on a pin"))
+        zapped = self.zaps and (self.faults or self.huge_pmd or self.kinds[0] in ("present", "dirty", "present_wp"))
+        if self.gup_fast and (("gup_fast_pmd_recheck" not in self.without and (zapped or self.anon_collapses))
+                              or ("gup_fast_pte_recheck" not in self.without and zapped)):
+            out.append(reachable("gup_fast.gup_fast_back_off", "GUP-fast finds the pmd or the entry changed "
+                                                               "after its grab and gives the pin back"))
         if self.readers and self.zaps and not self.huge_pmd and not self.kept(self.kinds[0]):
             out.append(reachable("reader.ro_read->ro_lock", "the reader saw none locklessly: it takes the "
                                                             "ptl to recheck", name="reader rechecks"))
@@ -1295,7 +1281,7 @@ class Reclaim(Model):
     def thread_classes(self) -> dict:
         """Which class each actor is in this configuration: the optional paths (huge pmds, the
         mTHP, shmem) are subclasses, so a run without them has none of their steps."""
-        huge = self.huge_pmd or self.thp or (self.collapses and self.install_pmd)
+        huge = self.huge_pmd or self.thp or (self.collapses and self.install_pmd) or self.anon_collapses
         mthp = self.fault in ("mthp", "any")
         if self.the_vma.shmem:
             fault = HugeShmemFault if huge else ShmemFault
@@ -1319,7 +1305,9 @@ class Reclaim(Model):
         readers = [Reader(name) for name in numbered("reader", self.readers)]
         for thread in (*zaps, *faults, *walkers, *readers):
             thread.mmap_read_locked = bool(self.mmap_writers())
-        return [*zaps, *faults, *walkers, *readers,
+        collapses = [CollapseHugePage(name, vma, new_page=self.collapse_page(k))
+                     for k, name in enumerate(numbered("anon_collapse", self.anon_collapses))]
+        return [*zaps, *faults, *walkers, *readers, *collapses,
                 *(GupFast(name) for name in numbered("gup_fast", self.gup_fast)),
                 *(HardwareWalker(cpu) for cpu in range(self.hw_walkers)),
                 *self.khugepaged_rmap_threads(),
@@ -1342,7 +1330,9 @@ class Reclaim(Model):
         vma = self.the_vma
         return [*self.threads()[:-1], HugeZap("zap", vma), MthpFault("fault", vma), HugeFault("fault", vma),
                 ShmemFault("fault", vma), HugeWalker("walker", vma), GupFast("gup_fast"),
-                Retract("retract", vma), Collapse("collapse", vma), TryToUnmap("rmap", vma, entry=self.entries - 1, page=self.entries),
+                Retract("retract", vma), Collapse("collapse", vma),
+                TryToUnmap("rmap", vma, entry=self.entries - 1, page=self.entries),
+                CollapseHugePage("anon_collapse", vma, new_page=self.collapse_page(0)),
                 HardwareWalker(0), RcuCallbacks()]
 
 

@@ -1,18 +1,32 @@
 """The 2021 pte_refcount design: PTE pages freed when their reference count drops to zero.
 
-Qi Zheng, "[PATCH 0/7] Free user PTE page table pages" (2021-07-18) and v2-v4; seed 004 is
-the cover letter, seed 003 its Documentation/vm/pte_ref.rst. Each PTE page carries an atomic
-``pte_refcount``: one reference per non-none entry plus one per visitor. A visitor takes its
-reference with ``pte_try_get()`` (v1/v2: under ``pmd_lock``, the pmd must map a table, then
-``pte_get_unless_zero()``) before ``pte_offset_map_lock()``, and drops it with ``pte_put()``;
-whoever drops the last reference clears the pmd under ``pmd_lock`` and frees the page
-(``free_user_pte_table``). The threads are those of pte_ref.rst section 3: A walks the
-table, B zaps it with madvise(MADV_DONTNEED), C faults an entry back in.
+The posting modelled is v1, Qi Zheng, "[PATCH 0/7] Free user PTE page table pages" (2021-07-18;
+seed 004 is its cover letter), as of patch 5/7 "mm: free user PTE page table pages", before
+6/7 "mm: defer freeing PTE page table for a grace period" moved the free behind RCU and 7/7
+"mm: use mmu_gather to free PTE page table": the page is freed right after the TLB flush.
+Each PTE page carries an atomic ``pte_refcount``: one reference per non-none entry plus one per
+visitor. A visitor takes its reference with ``pte_try_get()`` (v1: under ``pmd_lock``, the pmd
+must map a table, then ``pte_get_unless_zero()``) before ``pte_offset_map_lock()``, and drops
+it with ``pte_put()``; whoever drops the last reference clears the pmd under ``pmd_lock``,
+flushes the TLB and frees the page in ``free_pte_table()``, as the posting names it (seed 001,
+Qi Zheng's answer to Kirill Shutemov on 5/7: pte_get_unless_zero() runs under pmd_lock "to
+protect against free_pte_table()"; v3 renamed it free_user_pte_table()). The threads are those
+of pte_ref.rst section 3 (seed 003, the document a later version added): A walks the table, B
+zaps it with madvise(MADV_DONTNEED), C faults an entry back in.
+
+``gup_fast`` adds GUP-fast (ptmc.actors.gup), which takes no reference at all: the posting
+relies on its IRQs-off section holding off the flush's IPI (pte_ref.rst's "lock-less
+scenario"), which only an IPI TLB flush does (``tlb_flush=ipi``, x86); with a broadcast flush
+the page is freed under it.
 
 Files of the series are cited as they were added by it (include/linux/pte_ref.h,
 mm/pte_ref.c); mm/memory.c functions are the v5.14-era ones it changed.
 """
 from ptmc import DONE, Model, Param, Thread, Variant, numbered, step
+from ptmc.actors import gup
+from ptmc.actors.gup import GupFast
+from ptmc.kernel.folio import declare_folio
+from ptmc.kernel.rcu import rcu_init
 from ptmc.kernel.atomic import atomic_add, atomic_inc_not_zero, atomic_sub_and_test
 from ptmc.kernel.pgtable import (PageTables, pmd_clear, pmd_lockptr, pmd_none, pmd_table, present,
                                  pte_alloc_one, pte_free, pte_lockptr, pte_none, pte_offset_map,
@@ -32,7 +46,7 @@ class PteUser(Thread):
     table: object = None  # the PTE page this thread maps (from the pmd value it read)
     refs: int = 0  # references this thread owns: its visitor reference, plus entries it zapped
 
-    # pte_try_get(), v1/v2: under pmd_lock, so that free_user_pte_table() (which clears the
+    # pte_try_get(), v1/v2: under pmd_lock, so that free_pte_table() (which clears the
     # pmd under that lock) cannot free the page between the pmd check and the increment.
     @step("include/linux/pte_ref.h:pte_try_get")
     def try_get(self, s):
@@ -81,26 +95,26 @@ class PteUser(Thread):
         if not last:
             return DONE
 
-    # free_user_pte_table(): the count reached zero, so no entry and no visitor is left.
-    @step("mm/pte_ref.c:free_user_pte_table")
+    # free_pte_table(): the count reached zero, so no entry and no visitor is left.
+    @step("mm/pte_ref.c:free_pte_table")
     def free_lock(self, s):
         spin_lock(s, pmd_lockptr(s))
 
-    @step("mm/pte_ref.c:free_user_pte_table")
+    @step("mm/pte_ref.c:free_pte_table")
     def free_clear_pmd(self, s):
         pmd_clear(s)  # pmdp_huge_get_and_clear()
 
-    @step("mm/pte_ref.c:free_user_pte_table")
+    @step("mm/pte_ref.c:free_pte_table")
     def free_unlock(self, s):
         spin_unlock(s, pmd_lockptr(s))
 
-    @step("mm/pte_ref.c:free_user_pte_table")
+    @step("mm/pte_ref.c:free_pte_table")
     def flush_tlb(self, s):
         # Before the page is reused, no CPU may still walk it through a cached pmd (GUP-fast
         # holds the IPI off with IRQs disabled).
         flush_tlb_mm_range(s)
 
-    @step("mm/pte_ref.c:free_user_pte_table", effect={"when": "refcount == 0", "live": "0"})
+    @step("mm/pte_ref.c:free_pte_table", effect={"when": "refcount == 0", "live": "0"})
     def free_table(self, s):
         pte_free(s, self.table)
         return DONE
@@ -241,7 +255,8 @@ class PerTable(Counters):
     def of_thread(self, t, page):
         # A fault's page that is not yet installed holds the reference pte_ref_init() gave it.
         unpublished = getattr(t, "new", None) == page.ptr
-        return {"refs": (t.refs if t.table == page.ptr else 0) + unpublished}
+        mine = getattr(t, "table", None) == page.ptr  # (GUP-fast holds no reference)
+        return {"refs": (t.refs if mine else 0) + unpublished}
 
 
 class Refcount2021(Model):
@@ -254,6 +269,9 @@ class Refcount2021(Model):
     walkers = Param(1, "threads like pte_ref.rst's thread A (page table walkers)")
     madvisers = Param(1, "threads like thread B (madvise(MADV_DONTNEED))")
     faults = Param(1, "threads like thread C (page faults on entry 0)")
+    gup_fast = Param(0, "pin_user_pages_fast() of entry 0: IRQs off and no reference (ptmc.actors.gup)")
+
+    EVENTS = gup.EVENTS
 
     no_try_get = Variant("the walker maps the PTE page without pte_try_get(): pte_ref.rst section 3, "
                          "'broken!!'")
@@ -269,9 +287,15 @@ class Refcount2021(Model):
             set_pte_at(mem, table, i, present(i + 1))
         atomic_add(mem, pte_refcount(table), self.entries)
         mem.pmd = table
+        if self.gup_fast:
+            rcu_init(mem)  # IRQs off is an RCU read-side section
+            fields = ("mapcount", "refcount", "pincount", "discarded")
+            for page in range(1, self.entries + 1 + self.faults):  # the entries' pages, the faults'
+                declare_folio(mem, page, fields=fields, refcount=1)
 
     def threads(self):
         return [*(Walker(name, self.no_try_get) for name in numbered("walker", self.walkers)),
                 *(Madvise(name) for name in numbered("madvise", self.madvisers)),
                 *(Fault(name, page=self.entries + 1 + k)
-                  for k, name in enumerate(numbered("fault", self.faults)))]
+                  for k, name in enumerate(numbered("fault", self.faults))),
+                *(GupFast(name) for name in numbered("gup_fast", self.gup_fast))]

@@ -23,10 +23,25 @@ free_ptes frees it with the mapping. (The fault's own update under the ptl stays
 it is atomic against everything else in the RFC as written; so the variant shows the lost
 increment, not the mirror-image lost decrement of a zap store landing inside it.)
 
+The actors the mmap write lock does not exclude (the review's objection, protocol.md section 3,
+Gen 2 "Review gaps"), both off by default: ``rmap_walkers``, try_to_unmap_one() of the fault's
+page through page_vma_mapped_walk() under the anon_vma lock for read and no mmap lock (as in
+v6.0: the pmd read, pte_offset_map() reading the pmd again, the ptl, check_pte(); then
+ptep_clear_flush() and set_pte_at() of a swap entry, which the RFC's hooks count like any other
+write); and ``gup_fast`` (ptmc.actors.gup), which holds only IRQs off, against free_ptes'
+immediate __free_page() after its TLB flush: with ``tlb_flush=ipi`` the flush waits for it, with
+``broadcast`` nothing does.
+
 Functions of the RFC are cited where it added them (mm/pte_ref.c, include/linux/pte_ref.h);
 mm/memory.c and arch/x86 functions are the v6.0-era ones it hooked.
 """
 from ptmc import DONE, Model, Param, Thread, Variant, numbered, step
+from ptmc.actors import gup
+from ptmc.actors.gup import GupFast
+from ptmc.kernel.folio import declare_folio
+from ptmc.kernel.rcu import rcu_init
+from ptmc.kernel.pte import swap_pte
+from ptmc.kernel.vma import anon_vma_lock_read, anon_vma_unlock_read, declare_vma
 from ptmc.kernel.mmap_lock import (mmap_lock_init, mmap_read_lock, mmap_read_unlock,
                                    mmap_write_lock, mmap_write_unlock)
 from ptmc.kernel.pgtable import (ZERO_PAGE, PageTables, mm_dec_nr_ptes, mm_inc_nr_ptes, pmd_clear,
@@ -339,6 +354,66 @@ class FreePtes(Thread):
         return DONE
 
 
+class RmapWalker(Thread):
+    """Reclaim's try_to_unmap() of the fault's page (shrink_folio_list() -> rmap_walk_anon()):
+    holds the anon_vma for read, not mmap_lock, so free_ptes' mmap write lock does not exclude it.
+
+    v6.0's page_vma_mapped_walk() reads the pmd (READ_ONCE), then map_pte(): pte_offset_map()
+    computes the table from *pmd again, pte_lockptr() and spin_lock() the ptl, check_pte() that
+    the entry maps the page; try_to_unmap_one() then ptep_clear_flush()es it and installs a swap
+    entry with set_pte_at() under the same ptl (the RFC's hooks count both)."""
+
+    table: object = None
+    vma = None  # the anonymous VMA (configuration)
+
+    def __init__(self, name, page, vma):
+        super().__init__(name)
+        self.page, self.vma = page, vma
+
+    @step("mm/rmap.c:rmap_walk_anon")
+    def anon_vma_lock_read(self, s):
+        anon_vma_lock_read(s, self.vma)  # folio_lock_anon_vma_read()
+
+    @step("mm/page_vma_mapped.c:page_vma_mapped_walk")
+    def pvmw_pmd(self, s):
+        if not pmd_table(s.pmd):  # !pmd_present(pmde): not mapped here
+            return "anon_vma_unlock_read"
+
+    @step("mm/page_vma_mapped.c:map_pte")
+    def map_pte(self, s):
+        self.table = pte_offset_map(s, s.pmd)  # reads *pmd again; no RCU in v6.0
+
+    @step("mm/page_vma_mapped.c:map_pte")
+    def map_pte_lock(self, s):
+        spin_lock(s, pte_lockptr(s, self.table))
+
+    @step("mm/page_vma_mapped.c:check_pte")
+    def check_pte(self, s):
+        pte = ptep_get(s, self.table, ptrs_per_pte(s) - 1)
+        if pte is None or pte[0] != self.page or is_zero_pfn(pte):
+            return "unmap_unlock"  # not_found: page_vma_mapped_walk_done()
+
+    @step("mm/rmap.c:try_to_unmap_one",  # a present page, not the zero page: track_pte_clear()
+          effect={"when": "live and entries > zeroes", "entries": "entries - 1", "mapped": "mapped - 1"})
+    def unmap_clear(self, s):
+        ptep_get_and_clear(s, self.table, ptrs_per_pte(s) - 1)  # ptep_clear_flush(): track_pte_clear()
+        flush_tlb_mm_range(s, 0, ptrs_per_pte(s), freed_tables=False)  # flush_tlb_page()
+
+    @step("mm/rmap.c:try_to_unmap_one",  # none -> a swap entry: track_pte_set()
+          effect={"when": "live and entries < PTRS_PER_PTE", "entries": "entries + 1", "mapped": "mapped + 1"})
+    def unmap_set_swap(self, s):
+        set_pte_at(s, self.table, ptrs_per_pte(s) - 1, swap_pte(self.page))  # track_pte_set()
+
+    @step("mm/page_vma_mapped.c:page_vma_mapped_walk_done")
+    def unmap_unlock(self, s):
+        spin_unlock(s, pte_lockptr(s, self.table))  # pte_unmap_unlock()
+
+    @step("mm/rmap.c:rmap_walk_anon")
+    def anon_vma_unlock_read(self, s):
+        anon_vma_unlock_read(s, self.vma)
+        return DONE
+
+
 class PerTable(Counters):
     """Per PTE page: pte_mapped_count() == non-none entries and pte_zero_count() == zero-page
     entries, counting entries a zap cleared but has not yet accounted (refcount_outside_ptl)."""
@@ -379,12 +454,15 @@ class Refcount2022(Model):
     mapped_bits = Param(10, "PTE_MAPPED_BITS")
     zero_bits = Param(10, "PTE_ZERO_BITS")
     zero_shift = Param(10, "PTE_ZERO_SHIFT (PTE_MAPPED_SHIFT + PTE_MAPPED_BITS in the RFC)")
+    rmap_walkers = Param(0, "try_to_unmap() of the fault's page under the anon_vma lock (no mmap lock)")
+    gup_fast = Param(0, "pin_user_pages_fast() of entry 0 (IRQs off, no lock: ptmc.actors.gup)")
 
     refcount_outside_ptl = Variant("zap_pte_range() subtracts the entries it cleared from pte_refcount "
                                    "after pte_unmap_unlock(), a plain read-modify-write outside the ptl")
 
     counters = PerTable()
     maintains = ("nr_ptes",)
+    EVENTS = gup.EVENTS
 
     def __init__(self, params=None, variants=(), **switches):
         super().__init__(params, variants, **switches)
@@ -404,6 +482,12 @@ class Refcount2022(Model):
             set_pte_at(mem, table, i, present(ZERO_PAGE))
         mm_inc_nr_ptes(mem)
         pmd_populate(mem, table)
+        if self.rmap_walkers:
+            self.the_vma = declare_vma(mem, "vma", anon=True, anon_vma=True)
+        if self.gup_fast:
+            rcu_init(mem)  # IRQs off is an RCU read-side section
+            for k in range(self.faults):  # the fault's page, should GUP-fast find it
+                declare_folio(mem, 1 + k, fields=("mapcount", "refcount", "pincount", "discarded"), refcount=1)
 
     def _show_refcount(self, value, layout) -> str:
         ref = self.pte_ref
@@ -412,4 +496,7 @@ class Refcount2022(Model):
     def threads(self):
         return [*(Fault(name, page=1 + k) for k, name in enumerate(numbered("fault", self.faults))),
                 *(Zap(name) for name in numbered("madvise", self.zaps)),
-                *(FreePtes(name) for name in numbered("free_ptes", self.reclaimers))]
+                *(FreePtes(name) for name in numbered("free_ptes", self.reclaimers)),
+                *(RmapWalker(name, page=1, vma=getattr(self, "the_vma", None))
+                  for name in numbered("rmap", self.rmap_walkers)),
+                *(GupFast(name) for name in numbered("gup_fast", self.gup_fast))]

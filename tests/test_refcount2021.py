@@ -9,7 +9,7 @@ from ptmc.testing import assert_holds
 
 # Regression value: states of the full (fixed) 2021 model with default parameters. It changes
 # whenever the model gains or loses a step or a variable; update it deliberately.
-# (1684 before free_user_pte_table() gained its flush_tlb step; 1853 with it.)
+# (1684 before free_pte_table() gained its flush_tlb step; 1853 with it.)
 HOLDS_STATES = 1853
 
 
@@ -40,10 +40,10 @@ def test_no_try_get_counterexample_shape(broken):
     assert [kind for kind, _ in last.events] == ["use-after-free"]
     assert "walker" in last.events[0][1]
     assert last.events[0][1] == broken.violation.message
-    # In between, madvise frees the table: free_user_pte_table() clears the pmd before the
+    # In between, madvise frees the table: free_pte_table() clears the pmd before the
     # walker's last step, and the walker did nothing else in between.
     free_steps = [i for i, st in enumerate(trace)
-                  if st.thread == "madvise" and st.kernel_function == "mm/pte_ref.c:free_user_pte_table"]
+                  if st.thread == "madvise" and st.kernel_function == "mm/pte_ref.c:free_pte_table"]
     assert free_steps and max(free_steps) < len(trace) - 1
     clears = [i for i, st in enumerate(trace) if st.changes.get("pmd", (None, None))[1] == "none"]
     assert len(clears) == 1
@@ -74,3 +74,15 @@ def test_determinism_in_process(broken):
     assert (again.states, again.transitions, again.depth) == (broken.states, broken.transitions, broken.depth)
     assert again.trace == broken.trace
     assert again.violation == broken.violation
+
+
+@pytest.mark.parametrize("flush, verdict, states", [("ipi", "holds", 20016), ("broadcast", "violated", 4610)])
+def test_gup_fast_against_free_pte_table(flush, verdict, states):
+    """v1 5/7 frees the table right after the TLB flush and GUP-fast takes no reference: safe
+    only while the flush is an IPI that the IRQs-off GUP-fast holds off."""
+    r = workflow.check(PROPERTY, model_path=MODEL, settings={"gup_fast": "1", "tlb_flush": flush})
+    assert (r.verdict, r.states) == (verdict, states)
+    if verdict == "violated":
+        trace = [(st.thread, st.step) for st in r.trace]
+        assert trace[-6:] == [("gup_fast", "gup_fast_pmd"), ("madvise", "free_clear_pmd"), ("madvise", "free_unlock"),
+                              ("madvise", "flush_tlb"), ("madvise", "free_table"), ("gup_fast", "gup_fast_pte")]

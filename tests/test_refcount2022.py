@@ -151,3 +151,48 @@ def test_two_zaps_can_underflow_the_count(tmp_path):
         in r.violation.message
     assert "no declared effect applies" in r.violation.message
     assert r.trace[-1].changes["pt0.pte_refcount"][1].startswith("0xfffffffffffffbff ")
+
+
+# --- the actors the mmap write lock does not exclude (protocol.md section 3, Gen 2 "Review gaps")
+
+NO_UAF = ROOT / "properties" / "no_uaf.py"
+
+
+def check_2022(prop, **settings):
+    return workflow.check(prop, model_path=MODEL, settings={k: str(v) for k, v in settings.items()})
+
+
+def test_an_rmap_walker_loses_its_swap_entry_to_free_ptes():
+    """try_to_unmap_one() holds the anon_vma lock and the ptl, not mmap_lock. The RFC's hooks
+    count its ptep_clear_flush() (mapped 1 -> 0) before its set_pte_at() of the swap entry, and
+    free_ptes, which reads the count under pml only, frees the table in between: the swap entry
+    goes into an unlinked table (the page's data is lost) and the rmap walker still holds its ptl."""
+    r = check_2022(NO_LOST, rmap_walkers=1)
+    assert r.verdict == "violated" and r.violation.check == "no_mapping_in_unlinked_table"
+    trace = [(st.thread, st.step) for st in r.trace]
+    assert (r.states, len(trace)) == (2420, 25)
+    assert trace[-5:] == [("rmap", "check_pte"), ("rmap", "unmap_clear"), ("free_ptes", "check"),
+                          ("free_ptes", "pmd_clear"), ("rmap", "unmap_set_swap")]
+    assert trace.index(("madvise", "zap")) < trace.index(("fault", "set_pte")) < trace.index(("free_ptes", "mmap_write_lock"))
+
+
+def test_an_rmap_walker_maps_a_table_free_ptes_unlinked():
+    r = check_2022(NO_UAF, rmap_walkers=1)
+    assert r.verdict == "violated" and r.violation.check == "never use-after-free"
+    assert [(st.thread, st.step) for st in r.trace][-4:] == [
+        ("rmap", "anon_vma_lock_read"), ("rmap", "pvmw_pmd"), ("free_ptes", "pmd_clear"), ("rmap", "map_pte")]
+    # with the counts exact at every step: the hooks see the walker's writes
+    assert check_2022(EXACT, rmap_walkers=1).violation.check == "effects match code"
+
+
+@pytest.mark.parametrize("flush, verdict, states", [("ipi", "holds", 1814), ("broadcast", "violated", 1274)])
+def test_gup_fast_against_the_immediate_free(flush, verdict, states):
+    """free_ptes' __free_page() right after flush_tlb_range(): an IPI flush waits for the
+    IRQs-off GUP-fast; a broadcast one frees the table under it."""
+    r = check_2022(NO_UAF, gup_fast=1, tlb_flush=flush)
+    assert (r.verdict, r.states) == (verdict, states)
+    if verdict == "violated":
+        trace = [(st.thread, st.step) for st in r.trace]
+        assert trace[-7:] == [("gup_fast", "gup_fast_pmd"), ("free_ptes", "pmd_clear"), ("free_ptes", "flush_tlb_range"),
+                              ("free_ptes", "unlock"), ("free_ptes", "mmap_write_unlock"), ("free_ptes", "free"),
+                              ("gup_fast", "gup_fast_pte")]

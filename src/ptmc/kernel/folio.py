@@ -52,12 +52,22 @@ def declare_folio(mem, page: int, nr: int = 1, *, anon: bool = True, fields=("ma
         if k in folios:
             raise ModelError(f"data page {k} belongs to two folios")
         folios[k] = folio
+    declare_folio_fields(mem, folio, fields, **initial)
+    return folio
+
+
+def declare_folio_fields(mem, folio: Folio, fields, **initial) -> None:
+    """Declare the cells ``fields`` of a folio that lacks them (a model whose actors count
+    references declares them for every folio: ``refcount=1``)."""
     for name in fields:
+        if name not in FIELDS:
+            raise ModelError(f"folio {folio}: unknown field {name!r} (fields: {', '.join(FIELDS)})")
+        if folio.field(name) in mem.layout.index:
+            continue
         default = {"lock": None, "discarded": False}.get(name, 0)
         mem.layout.cell(folio.field(name), initial.get(name, default),
                         shown=show_holder if name == "lock" else None,
                         tag=FOLIO_LOCK if name == "lock" else None)
-    return folio
 
 
 def page_folio(s, page: int) -> Folio | None:

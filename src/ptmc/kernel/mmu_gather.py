@@ -295,5 +295,8 @@ class MmuGather(TlbRemoveTableOne):
         return self.call("tlb_finish_flush", then=then, tlb_finish=True)
 
     def tlb_finished(self, _=None):
-        """A continuation: tlb_finish_mmu(), then the thread is done (e.g. after pte_free_tlb())."""
-        return self.tlb_finish_mmu(DONE)
+        """A continuation: tlb_finish_mmu(), then the thread is done (e.g. after pte_free_tlb());
+        a thread under mmap_read_lock() (ptmc.kernel.mmap_lock.MmapReader) finishes through its
+        unlock."""
+        done = getattr(self, "done", None)
+        return self.tlb_finish_mmu(done() if done is not None else DONE)

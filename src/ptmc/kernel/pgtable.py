@@ -331,15 +331,20 @@ def _unlinked_checks(s, old: PT, slot: str, zero_page_is_lost: bool) -> None:
     tlb_unlinked(s, old[0], tables.index[slot])
 
 
-def pmd_clear(s, slot=None, *, zero_page_is_lost: bool = True):
+def pmd_clear(s, slot=None, *, zero_page_is_lost: bool = True, keeps_entries: bool = False):
     """Unlink whatever the pmd maps; returns the old pmd value (pmdp_huge_get_and_clear() on a
     huge pmd). ``zero_page_is_lost=False``: the design frees tables of zero-page entries on
-    purpose (a refault maps the zero page again)."""
+    purpose (a refault maps the zero page again). ``keeps_entries``: the caller unlinks a table
+    whose entries it still owns (an anon collapse copies them, then deposits the table), so
+    nothing is lost with it; CPUs may still cache walks through it all the same."""
     slot = _slot(s, slot)
     old = s.load(slot)
     s.store(slot, None)
     if old.__class__ is PT:
-        _unlinked_checks(s, old, slot, zero_page_is_lost)
+        if keeps_entries:
+            tlb_unlinked(s, old[0], s.layout.objects["pgtables"].index[slot])
+        else:
+            _unlinked_checks(s, old, slot, zero_page_is_lost)
     return old
 
 
