@@ -61,6 +61,7 @@ from ptmc.kernel.tlb import cpu_caches_init, flush_tlb_range, slot_range
 from ptmc.kernel.vma import (Vma, declare_vma, userfaultfd_armed, userfaultfd_missing,
                              userfaultfd_pte_wp, userfaultfd_wp, vma_is_anonymous)
 from ptmc.properties import reachable
+from ptmc.actors.uffd import UffdCopy, UffdMove
 
 
 def pte_install_uffd_wp_if_needed(s, vma: Vma, table, i: int, pteval) -> bool:
@@ -1012,6 +1013,9 @@ class Reclaim(Model):
     batch_alloc_fail = Param(True, "explore the mmu_gather batch page allocation failing")
     need_resched = Param(True, "explore need_resched() breaking the zap loop")
     force_break = Param(True, "explore the gather's page batch filling up (force_break)")
+    uffd_moves = Param(0, "UFFDIO_MOVE threads (move_pages_pte()): the first moves entry 0 of a second pmd "
+                          "slot (pmd2, VMA vma2) into entry 0 of pmd, the second the other way (needs uffd)")
+    uffd_copies = Param(0, "UFFDIO_COPY threads (mfill_atomic_pte()) filling entry 0 of pmd (needs uffd)")
 
     maintains = ("nr_ptes", "mapcount")
 
@@ -1037,7 +1041,32 @@ class Reclaim(Model):
         shmem = self.vma == "shmem"
         self.the_vma = Vma("vma", anon=not shmem, shmem=shmem, shared=shmem,
                            uffd_missing=self.uffd == "missing", uffd_wp=self.uffd == "wp", slots=("pmd",))
+        if self.second_slot():
+            self.vma2 = Vma("vma2", anon=True, uffd_missing=self.the_vma.uffd_missing,
+                            uffd_wp=self.the_vma.uffd_wp, slots=("pmd2",))
         self._refuse()
+        self._refuse_movers()
+
+    def second_slot(self) -> bool:
+        """A thread that moves entries or tables between two PMD ranges: the model gets a second
+        pmd slot, pmd2, covered by a second VMA, vma2."""
+        return bool(self.uffd_moves)
+
+    def _refuse_movers(self) -> None:
+        if self.uffd_moves or self.uffd_copies:
+            if self.uffd == "none":
+                raise PtmcError("uffd_moves, uffd_copies: UFFDIO_MOVE and UFFDIO_COPY need a uffd-registered "
+                                "VMA: set uffd=missing or uffd=wp")
+            if self.vma != "anon":
+                raise PtmcError("uffd_moves, uffd_copies: modelled for private anonymous VMAs (vma=anon)")
+        if self.uffd_moves:
+            if self.thp or self.huge_pmd:
+                raise PtmcError("uffd_moves: move_pages_huge_pmd() is not modelled: no thp or huge_pmd")
+            if self.uffd_moves > 2:
+                raise PtmcError("uffd_moves: at most 2 (one each way)")
+            if self.uffd_moves == 2 and (self.fault != "write" or self.kinds[0] not in ("present", "none")):
+                raise PtmcError("uffd_moves=2 moves entry 0 of pmd: only present pages are modelled "
+                                "(fault=write, ptes with entry 0 present or none)")
 
     def _refuse(self) -> None:
         """Parameter combinations the kernel cannot produce, or this model does not cover."""
@@ -1063,6 +1092,10 @@ class Reclaim(Model):
     def fault_base(self, k: int) -> int:
         return self.entries + 1 + k * (self.entries + 3)
 
+    def mover_page(self, k: int = 0) -> int:
+        """Data pages after the faults': pmd2's entry 0 (k=0), then one per UFFDIO_COPY."""
+        return self.fault_base(self.faults) + k
+
     def mmap_writers(self) -> int:
         """Threads that take mmap_lock for write. With any, the others' mmap_read_lock() is part
         of the race (ptmc.kernel.mmap_lock.MmapReader); without, no read lock excludes anybody."""
@@ -1071,17 +1104,25 @@ class Reclaim(Model):
     def init(self, mem):
         mmap_lock_init(mem)
         pages = self.pages or 1 + 2 * self.faults + self.zaps + self.huge_pmd
+        two = self.second_slot()
+        if two or self.uffd_copies:  # pmd2's table; a table each mover or copy may allocate
+            pages = self.pages or pages + two + self.uffd_moves + self.uffd_copies
         PageTables(mem, pages=pages, entries=self.entries, rcu_head=True,
-                   deposit=self.huge_pmd or self.thp)
+                   deposit=self.huge_pmd or self.thp, slots=("pmd", "pmd2") if two else ("pmd",),
+                   default_slot="pmd")
         vma = self.the_vma
         declare_vma(mem, "vma", anon=vma.anon, shmem=vma.shmem, shared=vma.shared,
-                    uffd_missing=vma.uffd_missing, uffd_wp=vma.uffd_wp, anon_vma=vma.anon)
+                    uffd_missing=vma.uffd_missing, uffd_wp=vma.uffd_wp, anon_vma=vma.anon, slots=("pmd",))
+        if two:
+            declare_vma(mem, "vma2", anon=True, uffd_missing=self.vma2.uffd_missing,
+                        uffd_wp=self.vma2.uffd_wp, anon_vma=True, slots=("pmd2",))
         rcu_init(mem)
         mmu_gather_init(mem, numbered("zap", self.zaps))
         if self.hw_walkers:
             cpu_caches_init(mem, self.hw_walkers)
         anon = vma.anon
-        fields = ("mapcount",) if anon else ("mapcount", "lock")  # a page cache folio gets locked
+        # a page cache folio gets locked; so does an anonymous one UFFDIO_MOVE moves
+        fields = ("mapcount",) if anon and not self.uffd_moves else ("mapcount", "lock")
         if self.huge_pmd:
             declare_folio(mem, 1, self.entries, anon=anon, fields=fields, mapcount=1)
             if anon:  # an anonymous THP keeps a table for its split (counted in nr_ptes)
@@ -1106,13 +1147,27 @@ class Reclaim(Model):
             pmd_populate(mem, table)
             if not anon and self.kinds[0] not in ("present", "dirty", "present_wp", "migration"):
                 declare_folio(mem, 1, anon=False, fields=fields)  # the page cache page of entry 0
+        self.init_movers(mem, fields)
         for k in range(self.faults if anon else 0):
             base = self.fault_base(k)
-            declare_folio(mem, base)
+            declare_folio(mem, base, fields=fields)
             if self.fault in ("mthp", "any"):
                 declare_folio(mem, base + 1, 2)
             if self.thp:
                 declare_folio(mem, base + 3, self.entries)
+
+    def init_movers(self, mem, fields) -> None:
+        """pmd2 links a table whose entry 0 maps an anonymous page of vma2 (UFFDIO_MOVE's source);
+        each UFFDIO_COPY has a new page."""
+        if self.uffd_moves:
+            page = self.mover_page(0)
+            declare_folio(mem, page, fields=fields, mapcount=1)
+            table = pte_alloc_one(mem)
+            set_pte_at(mem, table, 0, present(page))
+            mm_inc_nr_ptes(mem)
+            pmd_populate(mem, table, "pmd2")
+        for k in range(self.uffd_copies):
+            declare_folio(mem, self.mover_page(1 + k), fields=fields)
 
     def kept(self, kind: str) -> bool:
         """An entry of this kind is left behind by the zap (any_skipped): a guard marker, or on a
@@ -1122,7 +1177,7 @@ class Reclaim(Model):
     def witnesses(self):
         """The paths a run must take, where this configuration has them: a "holds" that never
         reclaimed a table, or never raced a fault with it, would say nothing."""
-        out = []
+        out = self.mover_witnesses()
         if self.zaps and self.huge_pmd:
             out.append(reachable("zap.zap_huge_pmd_unlock", "zap_huge_pmd() clears the huge pmd under pml"))
         if self.walkers and self.huge_pmd:
@@ -1214,19 +1269,44 @@ class Reclaim(Model):
                   for k, name in enumerate(numbered("fault", self.faults))]
         walkers = [kinds["walker"](name, vma) for name in numbered("walker", self.walkers)]
         readers = [Reader(name) for name in numbered("reader", self.readers)]
-        for thread in (*zaps, *faults, *walkers, *readers):
+        movers = self.mover_threads()
+        for thread in (*zaps, *faults, *walkers, *readers, *movers):
             thread.mmap_read_locked = bool(self.mmap_writers())
-        return [*zaps, *faults, *walkers, *readers,
+        return [*zaps, *faults, *walkers, *readers, *movers,
                 *(GupFast(name) for name in numbered("gup_fast", self.gup_fast)),
                 *(HardwareWalker(cpu) for cpu in range(self.hw_walkers)),
                 RcuCallbacks()]
+
+    def mover_threads(self) -> list:
+        """The actors of ptmc.actors: UFFDIO_MOVE, UFFDIO_COPY."""
+        vma = self.the_vma
+        vma2 = getattr(self, "vma2", None)
+        moves = [UffdMove(name, *(("pmd2", "pmd", vma2, vma) if k == 0 else ("pmd", "pmd2", vma, vma2)))
+                 for k, name in enumerate(numbered("uffd_move", self.uffd_moves))]
+        copies = [UffdCopy(name, "pmd", vma, page=self.mover_page(1 + k))
+                  for k, name in enumerate(numbered("uffd_copy", self.uffd_copies))]
+        return [*moves, *copies]
+
+    def mover_witnesses(self) -> list:
+        out = []
+        if self.uffd_moves:
+            out.append(reachable("uffd_move.move_set_dst", "UFFDIO_MOVE moves the entry: the source cleared "
+                                                           "and flushed, the destination set, under both ptls"))
+            if self.zaps:
+                out.append(reachable("uffd_move.move_stable->move_pages", "is_pte_pages_stable() fails: the "
+                                     "move unlocks and goes round move_pages() again (-EAGAIN)",
+                                     name="move recheck fails"))
+        if self.uffd_copies:
+            out.append(reachable("uffd_copy.mfill_install", "UFFDIO_COPY installs its page"))
+        return out
 
     def doc_threads(self):
         """Every thread kind, for the reference (ptmc doc), whichever configuration uses it."""
         vma = self.the_vma
         return [*self.threads()[:-1], HugeZap("zap", vma), MthpFault("fault", vma), HugeFault("fault", vma),
                 ShmemFault("fault", vma), HugeWalker("walker", vma), GupFast("gup_fast"),
-                HardwareWalker(0), RcuCallbacks()]
+                HardwareWalker(0), UffdMove("uffd_move", "pmd2", "pmd", vma, vma),
+                UffdCopy("uffd_copy", "pmd", vma, page=0), RcuCallbacks()]
 
 
 def _entries(s) -> list:
