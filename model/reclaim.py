@@ -58,9 +58,10 @@ from ptmc.kernel.pte import (ZERO_PAGE, is_guard_pte_marker, is_zero_pte,
 from ptmc.kernel.rcu import RcuCallbacks, rcu_init, rcu_read_lock, rcu_read_unlock
 from ptmc.kernel.spinlock import spin_lock, spin_lock_nested, spin_trylock, spin_unlock
 from ptmc.kernel.tlb import cpu_caches_init, flush_tlb_range, slot_range
-from ptmc.kernel.vma import (Vma, declare_vma, userfaultfd_armed, userfaultfd_missing,
+from ptmc.kernel.vma import (Vma, declare_vma, vma_detach_init, userfaultfd_armed, userfaultfd_missing,
                              userfaultfd_pte_wp, userfaultfd_wp, vma_is_anonymous)
 from ptmc.properties import reachable
+from ptmc.actors.mremap import Mremap
 from ptmc.actors.uffd import UffdCopy, UffdMove
 
 
@@ -339,7 +340,11 @@ class Zap(MmuGather, PteOffsetMapLock, MmapReader):
         # pte_free_tlb(tlb, pmd_pgtable(pmdval), start) into the gather, then mm_dec_nr_ptes();
         # this pmd is done and tlb_finish_mmu() follows.
         mm_dec_nr_ptes(s)
-        return self.pte_free_tlb(s, table, address(s, 0), then=self.tlb_finished)
+        return self.pte_free_tlb(s, table, address(s, 0), then=self.zap_finished)
+
+    def zap_finished(self, _=None):
+        """A continuation: tlb_finish_mmu(), then the zap returns (through mmap_read_unlock())."""
+        return self.tlb_finish_mmu(self.done())
 
 
 class HugeZap(Zap):
@@ -1016,6 +1021,8 @@ class Reclaim(Model):
     uffd_moves = Param(0, "UFFDIO_MOVE threads (move_pages_pte()): the first moves entry 0 of a second pmd "
                           "slot (pmd2, VMA vma2) into entry 0 of pmd, the second the other way (needs uffd)")
     uffd_copies = Param(0, "UFFDIO_COPY threads (mfill_atomic_pte()) filling entry 0 of pmd (needs uffd)")
+    mremaps = Param(0, "mremap() threads moving pmd's whole table to a second pmd slot pmd2 (move_normal_pmd(), "
+                       "under the mmap write lock; pmd2 starts none, in another PMD table)")
 
     maintains = ("nr_ptes", "mapcount")
 
@@ -1050,7 +1057,12 @@ class Reclaim(Model):
     def second_slot(self) -> bool:
         """A thread that moves entries or tables between two PMD ranges: the model gets a second
         pmd slot, pmd2, covered by a second VMA, vma2."""
-        return bool(self.uffd_moves)
+        return bool(self.uffd_moves or self.mremaps)
+
+    def detaching_writers(self) -> int:
+        """Threads that detach vma under the mmap write lock (mremap's unmap of the old range):
+        the others look vma up after mmap_read_lock() and find nothing once it is gone."""
+        return self.mremaps
 
     def _refuse_movers(self) -> None:
         if self.uffd_moves or self.uffd_copies:
@@ -1059,6 +1071,14 @@ class Reclaim(Model):
                                 "VMA: set uffd=missing or uffd=wp")
             if self.vma != "anon":
                 raise PtmcError("uffd_moves, uffd_copies: modelled for private anonymous VMAs (vma=anon)")
+        if self.mremaps:
+            if self.mremaps > 1:
+                raise PtmcError("mremaps: at most 1 (the second would find nothing to move)")
+            if self.uffd_moves or self.uffd != "none":
+                raise PtmcError("mremaps: with uffd (no UFFD_FEATURE_EVENT_REMAP: move_ptes()) or UFFDIO_MOVE "
+                                "is not modelled: uffd=none, uffd_moves=0")
+            if self.thp or self.huge_pmd:
+                raise PtmcError("mremaps: move_huge_pmd() is not modelled: no thp or huge_pmd")
         if self.uffd_moves:
             if self.thp or self.huge_pmd:
                 raise PtmcError("uffd_moves: move_pages_huge_pmd() is not modelled: no thp or huge_pmd")
@@ -1099,23 +1119,25 @@ class Reclaim(Model):
     def mmap_writers(self) -> int:
         """Threads that take mmap_lock for write. With any, the others' mmap_read_lock() is part
         of the race (ptmc.kernel.mmap_lock.MmapReader); without, no read lock excludes anybody."""
-        return 0
+        return self.mremaps
 
     def init(self, mem):
         mmap_lock_init(mem)
         pages = self.pages or 1 + 2 * self.faults + self.zaps + self.huge_pmd
         two = self.second_slot()
-        if two or self.uffd_copies:  # pmd2's table; a table each mover or copy may allocate
-            pages = self.pages or pages + two + self.uffd_moves + self.uffd_copies
+        if self.uffd_moves or self.uffd_copies:  # pmd2's table; a table each mover or copy may allocate
+            pages = self.pages or pages + bool(self.uffd_moves) + self.uffd_moves + self.uffd_copies
         PageTables(mem, pages=pages, entries=self.entries, rcu_head=True,
                    deposit=self.huge_pmd or self.thp, slots=("pmd", "pmd2") if two else ("pmd",),
-                   default_slot="pmd")
+                   default_slot="pmd", pmd_tables={"pmd2": 1} if self.mremaps else None)
         vma = self.the_vma
         declare_vma(mem, "vma", anon=vma.anon, shmem=vma.shmem, shared=vma.shared,
                     uffd_missing=vma.uffd_missing, uffd_wp=vma.uffd_wp, anon_vma=vma.anon, slots=("pmd",))
         if two:
             declare_vma(mem, "vma2", anon=True, uffd_missing=self.vma2.uffd_missing,
                         uffd_wp=self.vma2.uffd_wp, anon_vma=True, slots=("pmd2",))
+        if self.detaching_writers():
+            vma_detach_init(mem, vma)
         rcu_init(mem)
         mmu_gather_init(mem, numbered("zap", self.zaps))
         if self.hw_walkers:
@@ -1272,6 +1294,8 @@ class Reclaim(Model):
         movers = self.mover_threads()
         for thread in (*zaps, *faults, *walkers, *readers, *movers):
             thread.mmap_read_locked = bool(self.mmap_writers())
+            if self.detaching_writers() and getattr(thread, "dst", "pmd") == "pmd":
+                thread.mmap_vma = vma  # every one of them works in vma's range
         return [*zaps, *faults, *walkers, *readers, *movers,
                 *(GupFast(name) for name in numbered("gup_fast", self.gup_fast)),
                 *(HardwareWalker(cpu) for cpu in range(self.hw_walkers)),
@@ -1285,7 +1309,8 @@ class Reclaim(Model):
                  for k, name in enumerate(numbered("uffd_move", self.uffd_moves))]
         copies = [UffdCopy(name, "pmd", vma, page=self.mover_page(1 + k))
                   for k, name in enumerate(numbered("uffd_copy", self.uffd_copies))]
-        return [*moves, *copies]
+        mremaps = [Mremap(name, "pmd", "pmd2", vma, vma2) for name in numbered("mremap", self.mremaps)]
+        return [*moves, *copies, *mremaps]
 
     def mover_witnesses(self) -> list:
         out = []
@@ -1298,6 +1323,12 @@ class Reclaim(Model):
                                      name="move recheck fails"))
         if self.uffd_copies:
             out.append(reachable("uffd_copy.mfill_install", "UFFDIO_COPY installs its page"))
+        if self.mremaps:
+            out.append(reachable("mremap.mnp_populate", "mremap moves the whole table: the old pmd cleared, "
+                                                        "the new one populated, under both pmls"))
+            if self.zaps or self.faults or self.walkers or self.readers:
+                out.append(reachable("*.mmap_read_lock->mmap_read_unlock", "a thread finds the old VMA gone "
+                                     "after mremap (find_vma() misses it)", name="old VMA gone"))
         return out
 
     def doc_threads(self):
@@ -1306,7 +1337,8 @@ class Reclaim(Model):
         return [*self.threads()[:-1], HugeZap("zap", vma), MthpFault("fault", vma), HugeFault("fault", vma),
                 ShmemFault("fault", vma), HugeWalker("walker", vma), GupFast("gup_fast"),
                 HardwareWalker(0), UffdMove("uffd_move", "pmd2", "pmd", vma, vma),
-                UffdCopy("uffd_copy", "pmd", vma, page=0), RcuCallbacks()]
+                UffdCopy("uffd_copy", "pmd", vma, page=0), Mremap("mremap", "pmd", "pmd2", vma, vma),
+                RcuCallbacks()]
 
 
 def _entries(s) -> list:

@@ -336,15 +336,20 @@ def _unlinked_checks(s, old: PT, slot: str, zero_page_is_lost: bool) -> None:
     tlb_unlinked(s, old[0], tables.index[slot])
 
 
-def pmd_clear(s, slot=None, *, zero_page_is_lost: bool = True):
+def pmd_clear(s, slot=None, *, zero_page_is_lost: bool = True, moving: bool = False):
     """Unlink whatever the pmd maps; returns the old pmd value (pmdp_huge_get_and_clear() on a
     huge pmd). ``zero_page_is_lost=False``: the design frees tables of zero-page entries on
-    purpose (a refault maps the zero page again)."""
+    purpose (a refault maps the zero page again). ``moving``: the caller links the table into
+    another pmd in the same critical section (mremap's move_normal_pmd()), so what it maps is
+    not lost; CPUs may still cache walks of the old range until a flush all the same."""
     slot = _slot(s, slot)
     old = s.load(slot)
     s.store(slot, None)
     if old.__class__ is PT:
-        _unlinked_checks(s, old, slot, zero_page_is_lost)
+        if moving:
+            tlb_unlinked(s, old[0], s.layout.objects["pgtables"].index[slot])
+        else:
+            _unlinked_checks(s, old, slot, zero_page_is_lost)
     return old
 
 
