@@ -1119,7 +1119,9 @@ class Reclaim(Model):
     def mmap_writers(self) -> int:
         """Threads that take mmap_lock for write. With any, the others' mmap_read_lock() is part
         of the race (ptmc.kernel.mmap_lock.MmapReader); without, no read lock excludes anybody."""
-        return self.mremaps
+        if self.mremaps:
+            return self.mremaps
+        return 0
 
     def init(self, mem):
         mmap_lock_init(mem)
