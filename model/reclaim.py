@@ -62,6 +62,7 @@ from ptmc.kernel.vma import (Vma, declare_vma, vma_detach_init, userfaultfd_arme
                              userfaultfd_pte_wp, userfaultfd_wp, vma_is_anonymous)
 from ptmc.properties import reachable
 from ptmc.actors.mremap import Mremap
+from ptmc.actors.munmap import PAGEMAP_DETACHED_WALK, Munmap, PagemapWalker
 from ptmc.actors.uffd import UffdCopy, UffdMove
 
 
@@ -1023,6 +1024,10 @@ class Reclaim(Model):
     uffd_copies = Param(0, "UFFDIO_COPY threads (mfill_atomic_pte()) filling entry 0 of pmd (needs uffd)")
     mremaps = Param(0, "mremap() threads moving pmd's whole table to a second pmd slot pmd2 (move_normal_pmd(), "
                        "under the mmap write lock; pmd2 starts none, in another PMD table)")
+    munmaps = Param(0, "munmap() threads unmapping vma's whole range: detach, mmap_write_downgrade(), "
+                       "unmap_vmas(), free_pgtables() (pmd_clear() without a lock), tlb_finish_mmu()")
+    pagemap_walkers = Param(0, "/proc/pid/pagemap readers: walk_page_range() of vma's range under "
+                               "mmap_read_lock() (protocol.md K7)")
 
     maintains = ("nr_ptes", "mapcount")
 
@@ -1030,6 +1035,7 @@ class Reclaim(Model):
         "CONFIG_MMU_GATHER_RCU_TABLE_FREE's semi-RCU fallback as before 718b13861d22: when the batch page "
         "cannot be allocated, tlb_remove_table_one() IPIs every CPU (tlb_remove_table_sync_one()) and "
         "frees the table at once (protocol.md K1)")
+    pagemap_detached_walk = PAGEMAP_DETACHED_WALK
     x86_tlb_remove_page = Variant(
         "bare-metal x86 before v6.14 (no MMU_GATHER_RCU_TABLE_FREE): ___pte_free_tlb() -> "
         "tlb_remove_page(), so tables go through the page batch and are freed right after the IPI "
@@ -1062,7 +1068,7 @@ class Reclaim(Model):
     def detaching_writers(self) -> int:
         """Threads that detach vma under the mmap write lock (mremap's unmap of the old range):
         the others look vma up after mmap_read_lock() and find nothing once it is gone."""
-        return self.mremaps
+        return self.mremaps + self.munmaps
 
     def _refuse_movers(self) -> None:
         if self.uffd_moves or self.uffd_copies:
@@ -1079,6 +1085,14 @@ class Reclaim(Model):
                                 "is not modelled: uffd=none, uffd_moves=0")
             if self.thp or self.huge_pmd:
                 raise PtmcError("mremaps: move_huge_pmd() is not modelled: no thp or huge_pmd")
+        if self.munmaps:
+            if self.munmaps > 1 or self.mremaps or self.uffd_moves:
+                raise PtmcError("munmaps: one munmap, without mremap or UFFDIO_MOVE (which would find no VMA) "
+                                "is modelled")
+            if self.vma != "anon" or self.huge_pmd or self.thp:
+                raise PtmcError("munmaps: modelled for an anonymous VMA without huge pmds (vma=anon)")
+        if self.pagemap_walkers and not self.munmaps:
+            raise PtmcError("pagemap_walkers: the K7 walker races munmap: set munmaps=1")
         if self.uffd_moves:
             if self.thp or self.huge_pmd:
                 raise PtmcError("uffd_moves: move_pages_huge_pmd() is not modelled: no thp or huge_pmd")
@@ -1119,8 +1133,8 @@ class Reclaim(Model):
     def mmap_writers(self) -> int:
         """Threads that take mmap_lock for write. With any, the others' mmap_read_lock() is part
         of the race (ptmc.kernel.mmap_lock.MmapReader); without, no read lock excludes anybody."""
-        if self.mremaps:
-            return self.mremaps
+        if self.mremaps or self.munmaps:
+            return self.mremaps + self.munmaps
         return 0
 
     def init(self, mem):
@@ -1141,7 +1155,7 @@ class Reclaim(Model):
         if self.detaching_writers():
             vma_detach_init(mem, vma)
         rcu_init(mem)
-        mmu_gather_init(mem, numbered("zap", self.zaps))
+        mmu_gather_init(mem, [*numbered("zap", self.zaps), *numbered("munmap", self.munmaps)])
         if self.hw_walkers:
             cpu_caches_init(mem, self.hw_walkers)
         anon = vma.anon
@@ -1294,11 +1308,12 @@ class Reclaim(Model):
         walkers = [kinds["walker"](name, vma) for name in numbered("walker", self.walkers)]
         readers = [Reader(name) for name in numbered("reader", self.readers)]
         movers = self.mover_threads()
-        for thread in (*zaps, *faults, *walkers, *readers, *movers):
+        for thread in (*zaps, *faults, *walkers, *readers, *(m for m in movers if not m.writer)):
             thread.mmap_read_locked = bool(self.mmap_writers())
             if self.detaching_writers() and getattr(thread, "dst", "pmd") == "pmd":
                 thread.mmap_vma = vma  # every one of them works in vma's range
-        return [*zaps, *faults, *walkers, *readers, *movers,
+        pagemap = [PagemapWalker(name, "pmd", vma) for name in numbered("pagemap_walker", self.pagemap_walkers)]
+        return [*zaps, *faults, *walkers, *readers, *movers, *pagemap,
                 *(GupFast(name) for name in numbered("gup_fast", self.gup_fast)),
                 *(HardwareWalker(cpu) for cpu in range(self.hw_walkers)),
                 RcuCallbacks()]
@@ -1312,7 +1327,8 @@ class Reclaim(Model):
         copies = [UffdCopy(name, "pmd", vma, page=self.mover_page(1 + k))
                   for k, name in enumerate(numbered("uffd_copy", self.uffd_copies))]
         mremaps = [Mremap(name, "pmd", "pmd2", vma, vma2) for name in numbered("mremap", self.mremaps)]
-        return [*moves, *copies, *mremaps]
+        munmaps = [Munmap(name, "pmd", vma) for name in numbered("munmap", self.munmaps)]
+        return [*moves, *copies, *mremaps, *munmaps]
 
     def mover_witnesses(self) -> list:
         out = []
@@ -1331,6 +1347,16 @@ class Reclaim(Model):
             if self.zaps or self.faults or self.walkers or self.readers:
                 out.append(reachable("*.mmap_read_lock->mmap_read_unlock", "a thread finds the old VMA gone "
                                      "after mremap (find_vma() misses it)", name="old VMA gone"))
+        if self.munmaps:
+            out.append(reachable("munmap.free_pte_range", "munmap frees the table: pmd_clear() without a lock, "
+                                                          "pte_free_tlb()"))
+            if self.zaps or self.faults or self.walkers or self.readers:
+                out.append(reachable("*.mmap_read_lock->mmap_read_unlock", "a thread finds the VMA gone after "
+                                     "munmap detached it", name="VMA gone"))
+        if self.pagemap_walkers and not self.pagemap_detached_walk:
+            out.append(reachable("pagemap_walker.walk_page_range->mmap_read_unlock", "the pagemap walk finds "
+                                 "no VMA: a hole, no page table walked", name="pagemap finds a hole"))
+            out.append(reachable("pagemap_walker.walk_pte", "the pagemap walk reads the table (before munmap)"))
         return out
 
     def doc_threads(self):
@@ -1340,6 +1366,7 @@ class Reclaim(Model):
                 ShmemFault("fault", vma), HugeWalker("walker", vma), GupFast("gup_fast"),
                 HardwareWalker(0), UffdMove("uffd_move", "pmd2", "pmd", vma, vma),
                 UffdCopy("uffd_copy", "pmd", vma, page=0), Mremap("mremap", "pmd", "pmd2", vma, vma),
+                Munmap("munmap", "pmd", vma), PagemapWalker("pagemap_walker", "pmd", vma),
                 RcuCallbacks()]
 
 

@@ -33,6 +33,7 @@ class Mremap(Thread):
     """mremap(MREMAP_MAYMOVE|MREMAP_FIXED) of the whole PMD range of ``old`` (VMA ``vma``) to the
     PMD range of ``new`` (the new VMA ``new_vma``)."""
 
+    writer = True  # takes mmap_lock for write (configuration)
     first_step = "mmap_write_lock"
 
     anon_vma_locked: bool = False  # take_rmap_locks() took vma->anon_vma

@@ -68,6 +68,7 @@ class UffdMove(DoublePtLock, PteAlloc, MmapReader):
     """UFFDIO_MOVE of entry 0 of slot ``src`` (VMA ``src_vma``) to entry 0 of slot ``dst``
     (VMA ``dst_vma``): move_pages() -> move_pages_pte() -> move_present_pte()."""
 
+    writer = False  # (configuration)
     first_step = "move_pages"
 
     dst_pmdval: object = None  # pte_offset_map_rw_nolock()'s pmd value of the destination
@@ -292,6 +293,7 @@ class UffdCopy(PteAlloc, PteOffsetMapLock, MmapReader):
     """UFFDIO_COPY of a new anonymous page ``page`` into entry ``entry`` of slot ``dst`` (a private
     uffd-registered VMA): mfill_atomic() -> mfill_atomic_pte_copy() -> mfill_atomic_install_pte()."""
 
+    writer = False  # (configuration)
     first_step = "mfill_atomic"
 
     copied: bool = False  # ghost for witnesses
