@@ -62,7 +62,7 @@ from ptmc.kernel.vma import (Vma, declare_vma, vma_detach_init, userfaultfd_arme
                              userfaultfd_pte_wp, userfaultfd_wp, vma_is_anonymous)
 from ptmc.properties import reachable
 from ptmc.actors.mremap import Mremap
-from ptmc.actors.munmap import PAGEMAP_DETACHED_WALK, Munmap, PagemapWalker
+from ptmc.actors.munmap import Munmap, PagemapWalker
 from ptmc.actors.uffd import UffdCopy, UffdMove
 
 
@@ -1035,7 +1035,6 @@ class Reclaim(Model):
         "CONFIG_MMU_GATHER_RCU_TABLE_FREE's semi-RCU fallback as before 718b13861d22: when the batch page "
         "cannot be allocated, tlb_remove_table_one() IPIs every CPU (tlb_remove_table_sync_one()) and "
         "frees the table at once (protocol.md K1)")
-    pagemap_detached_walk = PAGEMAP_DETACHED_WALK
     x86_tlb_remove_page = Variant(
         "bare-metal x86 before v6.14 (no MMU_GATHER_RCU_TABLE_FREE): ___pte_free_tlb() -> "
         "tlb_remove_page(), so tables go through the page batch and are freed right after the IPI "
@@ -1054,9 +1053,8 @@ class Reclaim(Model):
         shmem = self.vma == "shmem"
         self.the_vma = Vma("vma", anon=not shmem, shmem=shmem, shared=shmem,
                            uffd_missing=self.uffd == "missing", uffd_wp=self.uffd == "wp", slots=("pmd",))
-        if self.second_slot():
-            self.vma2 = Vma("vma2", anon=True, uffd_missing=self.the_vma.uffd_missing,
-                            uffd_wp=self.the_vma.uffd_wp, slots=("pmd2",))
+        if self.second_slot():  # UFFDIO_MOVE's other anonymous VMA, or mremap's copy of vma (copy_vma())
+            self.vma2 = dataclasses.replace(self.the_vma, name="vma2", slots=("pmd2",))
         self._refuse()
         self._refuse_movers()
 
@@ -1150,12 +1148,15 @@ class Reclaim(Model):
         declare_vma(mem, "vma", anon=vma.anon, shmem=vma.shmem, shared=vma.shared,
                     uffd_missing=vma.uffd_missing, uffd_wp=vma.uffd_wp, anon_vma=vma.anon, slots=("pmd",))
         if two:
-            declare_vma(mem, "vma2", anon=True, uffd_missing=self.vma2.uffd_missing,
-                        uffd_wp=self.vma2.uffd_wp, anon_vma=True, slots=("pmd2",))
+            v2 = self.vma2
+            declare_vma(mem, "vma2", anon=v2.anon, shmem=v2.shmem, shared=v2.shared, uffd_missing=v2.uffd_missing,
+                        uffd_wp=v2.uffd_wp, anon_vma=v2.anon, slots=("pmd2",))
         if self.detaching_writers():
             vma_detach_init(mem, vma)
         rcu_init(mem)
-        mmu_gather_init(mem, [*numbered("zap", self.zaps), *numbered("munmap", self.munmaps)])
+        mmu_gather_init(mem, numbered("zap", self.zaps))
+        if self.munmaps:
+            mmu_gather_init(mem, numbered("munmap", self.munmaps))
         if self.hw_walkers:
             cpu_caches_init(mem, self.hw_walkers)
         anon = vma.anon
@@ -1353,10 +1354,11 @@ class Reclaim(Model):
             if self.zaps or self.faults or self.walkers or self.readers:
                 out.append(reachable("*.mmap_read_lock->mmap_read_unlock", "a thread finds the VMA gone after "
                                      "munmap detached it", name="VMA gone"))
-        if self.pagemap_walkers and not self.pagemap_detached_walk:
+        if self.pagemap_walkers and "walk_vma_lookup" not in self.without:
             out.append(reachable("pagemap_walker.walk_page_range->mmap_read_unlock", "the pagemap walk finds "
                                  "no VMA: a hole, no page table walked", name="pagemap finds a hole"))
-            out.append(reachable("pagemap_walker.walk_pte", "the pagemap walk reads the table (before munmap)"))
+            walk = "walk_pte" if "pte_offset_map_rcu" not in self.without else "walk_pte_nolock"
+            out.append(reachable(f"pagemap_walker.{walk}", "the pagemap walk reads the table (before munmap)"))
         return out
 
     def doc_threads(self):

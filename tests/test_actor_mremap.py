@@ -26,6 +26,14 @@ def test_mremap_holds_with_zap_and_fault(prop):
     assert found["mremap.mnp_populate"] and found["old VMA gone"]
 
 
+def test_mremap_of_a_shmem_mapping_takes_i_mmap_rwsem():
+    r = run("no_uaf", vma="shmem", witnesses=["mremap.mnp_populate"])
+    assert (r.verdict, r.states) == ("holds", 2176)
+    [w] = [w for w in r.witnesses if w.name == "mremap.mnp_populate"]
+    mine = [t.step for t in w.trace if t.thread == "mremap"]
+    assert mine[3:5] == ["take_i_mmap", "take_anon_vma"]
+
+
 def test_mremap_with_every_default_actor():
     r = run("no_uaf", walkers=1, readers=1)
     assert (r.verdict, r.states) == ("holds", 163514)

@@ -15,12 +15,13 @@ after the downgrade looks the VMA up and misses it.
 
 The pagemap walker (pagemap_read() -> walk_page_range() under mmap_read_lock()) looks the range's
 VMA up first (walk_page_range_mm(): find_vma()); with the VMA detached the range is a hole
-(ops->pte_hole), and no page table is walked. The historical code (variant
-``pagemap_detached_walk``, protocol.md K7: the pagemap UAF Jann Horn cites from Project Zero)
+(ops->pte_hole), and no page table is walked. The historical code (protocol.md K7: the pagemap UAF Jann Horn cites from Project Zero)
 walked the page tables of the range without its VMA while munmap freed them under its
 downgraded read lock; as all walkers of that era, it mapped the table with pte_offset_map_lock()
 without RCU (kmap_atomic(): the mmap lock was what kept a table alive), so nothing held the free
-off.
+off. Both are guards of the walker (``walk_vma_lookup``, ``pte_offset_map_rcu``); the historical
+code is the walker without both (a guard pair, not a model variant). Without the VMA lookup alone
+the walk holds today: RCU keeps the freed table's memory until the walker's pte_unmap().
 
 Left out: need_resched() and a full batch in unmap_vmas() (the reclaim zap explores those),
 markers a file VMA's zap keeps (the model refuses shmem: every entry of an anonymous VMA is
@@ -35,12 +36,7 @@ from ..kernel.pte import pte_none, pte_present
 from ..kernel.rwsem import down_write, up_write
 from ..kernel.spinlock import spin_lock, spin_unlock
 from ..kernel.vma import Vma, vma_has_anon_vma, vma_lookup, vma_mark_detached, vma_start_write
-from ..model import DONE, Guard, Variant, step
-
-PAGEMAP_DETACHED_WALK = Variant(
-    "walk_page_range() walking the page tables of a range whose VMA munmap detached (and, like all "
-    "walkers before 2023, mapping the table without RCU), while munmap frees them under its downgraded "
-    "read lock: protocol.md K7, the pagemap UAF")
+from ..model import DONE, Guard, step
 
 
 class Munmap(MmuGather, PteOffsetMapLock):
@@ -158,12 +154,26 @@ class Munmap(MmuGather, PteOffsetMapLock):
 
 class PagemapWalker(PteOffsetMapLock, MmapReader):
     """pagemap_read() -> walk_page_range() of the whole PMD range of ``slot`` under mmap_read_lock(),
-    reading every entry through pagemap_pmd_range() (pte_offset_map_lock()). Reads the model's
-    variant ``pagemap_detached_walk`` (PAGEMAP_DETACHED_WALK below: declare it in the model)."""
+    reading every entry through pagemap_pmd_range() (pte_offset_map_lock()). The historical code
+    of K7 is the walker without both its guards: ``--without walk_vma_lookup --without
+    pte_offset_map_rcu``."""
 
     first_step = "walk_page_range"
 
     j: int = 0
+
+    walk_vma_lookup = Guard(
+        "walk_page_range_mm(): the range is walked VMA by VMA (find_vma() under the mmap lock); a range "
+        "munmap detached is a hole (ops->pte_hole), its page tables are not walked: munmap frees them "
+        "under its downgraded read lock, with no table lock",
+        without="walk the page tables of the range whether or not a VMA covers it",
+        against="munmap freeing the tables after mmap_write_downgrade()")
+    pte_offset_map_rcu = Guard(
+        "__pte_offset_map(): rcu_read_lock() from the pmd read to pte_unmap(): a table freed meanwhile (by "
+        "RCU table free) stays memory until the walker leaves (Hugh Dickins' 2023 rework; before it, "
+        "kmap_atomic() and the mmap lock were all a walker had)",
+        without="map the table with no RCU read-side section (the pre-6.5 pte_offset_map_lock())",
+        against="a table freed while the walker has it mapped")
 
     def __init__(self, name, slot: str, vma: Vma):
         super().__init__(name)
@@ -172,9 +182,9 @@ class PagemapWalker(PteOffsetMapLock, MmapReader):
 
     @step("mm/pagewalk.c:walk_page_range_mm")
     def walk_page_range(self, s):
-        if not self.model.pagemap_detached_walk and not vma_lookup(s, self.vma):
+        if self.walk_vma_lookup and not vma_lookup(s, self.vma):
             return self.done()  # find_vma() misses it: the range is a hole (ops->pte_hole)
-        if self.model.pagemap_detached_walk:
+        if not self.pte_offset_map_rcu:
             return "walk_pmd_nolock"
         return self.pte_offset_map_lock(self.slot, then=self.walk_mapped)
 
@@ -191,7 +201,7 @@ class PagemapWalker(PteOffsetMapLock, MmapReader):
         pte_unmap_unlock(s, self.ptl)
         return self.done()
 
-    # the historical walk (variant): pte_offset_map_lock() of that era, no RCU
+    # without pte_offset_map_rcu: pte_offset_map_lock() of the pre-6.5 era (no RCU, no pmd_same())
     @step("mm/pagewalk.c:walk_pmd_range")
     def walk_pmd_nolock(self, s):
         self.pmdval = pmdp_get(s, self.slot)
