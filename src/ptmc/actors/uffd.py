@@ -31,7 +31,7 @@ is small), folio_maybe_dma_pinned() (nothing here pins), move_swap_pte() and mov
 from ..kernel.folio import (folio_add_new_anon_rmap, folio_lock, folio_trylock, folio_unlock,
                             page_folio)
 from ..kernel.mmap_lock import MmapReader
-from ..kernel.pgtable import (PmdInstall, PteOffsetMapLock, address, pmd_none, pmd_table,
+from ..kernel.pgtable import (PmdInstall, PteOffsetMapLock, address, pmd_none, pmd_same, pmd_table,
                               pmd_trans_huge, pmdp_get_lockless, pte_alloc_one, pte_free,
                               pte_offset_map_nolock, pte_unmap, pte_unmap_unlock, ptep_get,
                               ptep_get_and_clear, set_pte_at)
@@ -40,7 +40,7 @@ from ..kernel.rwsem import down_write, down_write_trylock, up_write
 from ..kernel.spinlock import DoublePtLock, double_pt_unlock, spin_lock, spin_unlock
 from ..kernel.tlb import flush_tlb_range
 from ..kernel.vma import Vma
-from ..model import DONE, Guard, step
+from ..model import Guard, step
 
 
 class PteAlloc(PmdInstall):
@@ -246,7 +246,7 @@ class UffdMove(DoublePtLock, PteAlloc, MmapReader):
             stable = stable and ptep_get(s, self.dst_pmdval, 0) == self.orig_dst
         if self.move_dst_pmd_same:
             d = pmdp_get_lockless(s, self.dst)
-            stable = stable and pmd_table(d) and d[0] == self.dst_pmdval[0]  # pmd_same()
+            stable = stable and pmd_same(self.dst_pmdval, d)
         if not stable:
             if self.move_double_pt_lock:
                 double_pt_unlock(s, self.dst_ptl, self.src_ptl)
