@@ -62,11 +62,14 @@ from ptmc.kernel.pte import (ZERO_PAGE, is_guard_pte_marker, is_zero_pte,
 from ptmc.kernel.rcu import RcuCallbacks, rcu_init, rcu_read_lock, rcu_read_unlock
 from ptmc.kernel.spinlock import spin_lock, spin_lock_nested, spin_trylock, spin_unlock
 from ptmc.kernel.tlb import cpu_caches_init, flush_tlb_range, slot_range
-from ptmc.kernel.vma import (Vma, declare_vma, userfaultfd_armed, userfaultfd_missing,
+from ptmc.kernel.vma import (Vma, declare_vma, vma_detach_init, userfaultfd_armed, userfaultfd_missing,
                              userfaultfd_pte_wp, userfaultfd_wp, vma_is_anonymous)
 from ptmc.properties import reachable
 from ptmc.actors.khugepaged import Collapse, Retract
 from ptmc.actors.rmap import TryToUnmap
+from ptmc.actors.mremap import Mremap
+from ptmc.actors.munmap import Munmap, PagemapWalker
+from ptmc.actors.uffd import UffdCopy, UffdMove
 
 
 def pte_install_uffd_wp_if_needed(s, vma: Vma, table, i: int, pteval) -> bool:
@@ -347,7 +350,11 @@ class Zap(MmuGather, PteOffsetMapLock, MmapReader):
         # pte_free_tlb(tlb, pmd_pgtable(pmdval), start) into the gather, then mm_dec_nr_ptes();
         # this pmd is done and tlb_finish_mmu() follows.
         mm_dec_nr_ptes(s)
-        return self.pte_free_tlb(s, table, address(s, 0), then=self.tlb_finished)
+        return self.pte_free_tlb(s, table, address(s, 0), then=self.zap_finished)
+
+    def zap_finished(self, _=None):
+        """A continuation: tlb_finish_mmu(), then the zap returns (through mmap_read_unlock())."""
+        return self.tlb_finish_mmu(self.done())
 
 
 class HugeZap(Zap):
@@ -981,6 +988,15 @@ class Reclaim(Model):
     collapses = Param(0, "collapse_pte_mapped_thp() threads: the range's page cache folio is one PMD-sized "
                          "folio the table maps by ptes (file THP: vma=shmem)")
     install_pmd = Param(True, "collapse_pte_mapped_thp() installs the huge pmd after the retraction")
+    uffd_moves = Param(0, "UFFDIO_MOVE threads (move_pages_pte()): the first moves entry 0 of a second pmd "
+                          "slot (pmd2, VMA vma2) into entry 0 of pmd, the second the other way (needs uffd)")
+    uffd_copies = Param(0, "UFFDIO_COPY threads (mfill_atomic_pte()) filling entry 0 of pmd (needs uffd)")
+    mremaps = Param(0, "mremap() threads moving pmd's whole table to a second pmd slot pmd2 (move_normal_pmd(), "
+                       "under the mmap write lock; pmd2 starts none, in another PMD table)")
+    munmaps = Param(0, "munmap() threads unmapping vma's whole range: detach, mmap_write_downgrade(), "
+                       "unmap_vmas(), free_pgtables() (pmd_clear() without a lock), tlb_finish_mmu()")
+    pagemap_walkers = Param(0, "/proc/pid/pagemap readers: walk_page_range() of vma's range under "
+                               "mmap_read_lock() (protocol.md K7)")
 
     maintains = ("nr_ptes", "mapcount")
     EVENTS = {**gup.EVENTS, **khugepaged_anon.EVENTS}
@@ -1012,7 +1028,52 @@ class Reclaim(Model):
         shmem = self.vma == "shmem"
         self.the_vma = Vma("vma", anon=not shmem, shmem=shmem, shared=shmem,
                            uffd_missing=self.uffd == "missing", uffd_wp=self.uffd == "wp", slots=("pmd",))
+        if self.second_slot():  # UFFDIO_MOVE's other anonymous VMA, or mremap's copy of vma (copy_vma())
+            self.vma2 = dataclasses.replace(self.the_vma, name="vma2", slots=("pmd2",))
         self._refuse()
+        self._refuse_movers()
+
+    def second_slot(self) -> bool:
+        """A thread that moves entries or tables between two PMD ranges: the model gets a second
+        pmd slot, pmd2, covered by a second VMA, vma2."""
+        return bool(self.uffd_moves or self.mremaps)
+
+    def detaching_writers(self) -> int:
+        """Threads that detach vma under the mmap write lock (mremap's unmap of the old range):
+        the others look vma up after mmap_read_lock() and find nothing once it is gone."""
+        return self.mremaps + self.munmaps
+
+    def _refuse_movers(self) -> None:
+        if self.uffd_moves or self.uffd_copies:
+            if self.uffd == "none":
+                raise PtmcError("uffd_moves, uffd_copies: UFFDIO_MOVE and UFFDIO_COPY need a uffd-registered "
+                                "VMA: set uffd=missing or uffd=wp")
+            if self.vma != "anon":
+                raise PtmcError("uffd_moves, uffd_copies: modelled for private anonymous VMAs (vma=anon)")
+        if self.mremaps:
+            if self.mremaps > 1:
+                raise PtmcError("mremaps: at most 1 (the second would find nothing to move)")
+            if self.uffd_moves or self.uffd != "none":
+                raise PtmcError("mremaps: with uffd (no UFFD_FEATURE_EVENT_REMAP: move_ptes()) or UFFDIO_MOVE "
+                                "is not modelled: uffd=none, uffd_moves=0")
+            if self.thp or self.huge_pmd:
+                raise PtmcError("mremaps: move_huge_pmd() is not modelled: no thp or huge_pmd")
+        if self.munmaps:
+            if self.munmaps > 1 or self.mremaps or self.uffd_moves:
+                raise PtmcError("munmaps: one munmap, without mremap or UFFDIO_MOVE (which would find no VMA) "
+                                "is modelled")
+            if self.vma != "anon" or self.huge_pmd or self.thp:
+                raise PtmcError("munmaps: modelled for an anonymous VMA without huge pmds (vma=anon)")
+        if self.pagemap_walkers and not self.munmaps:
+            raise PtmcError("pagemap_walkers: the K7 walker races munmap: set munmaps=1")
+        if self.uffd_moves:
+            if self.thp or self.huge_pmd:
+                raise PtmcError("uffd_moves: move_pages_huge_pmd() is not modelled: no thp or huge_pmd")
+            if self.uffd_moves > 2:
+                raise PtmcError("uffd_moves: at most 2 (one each way)")
+            if self.uffd_moves == 2 and (self.fault != "write" or self.kinds[0] not in ("present", "none")):
+                raise PtmcError("uffd_moves=2 moves entry 0 of pmd: only present pages are modelled "
+                                "(fault=write, ptes with entry 0 present or none)")
 
     def _refuse(self) -> None:
         """Parameter combinations the kernel cannot produce, or this model does not cover."""
@@ -1086,25 +1147,43 @@ class Reclaim(Model):
         """The first page of collapse k's new THP (after every fault's pages)."""
         return self.fault_base(self.faults) + k * self.entries
 
+    def mover_page(self, k: int = 0) -> int:
+        """Data pages after the faults' and the anon collapses': pmd2's entry 0 (k=0), then one per
+        UFFDIO_COPY."""
+        return self.collapse_page(self.anon_collapses) + k
+
     def mmap_writers(self) -> int:
         """Threads that take mmap_lock for write. With any, the others' mmap_read_lock() is part
         of the race (ptmc.kernel.mmap_lock.MmapReader); without, no read lock excludes anybody."""
-        return self.anon_collapses
+        return self.anon_collapses + self.mremaps + self.munmaps
 
     def init(self, mem):
         mmap_lock_init(mem)
         pages = self.pages or 1 + 2 * self.faults + self.zaps + self.huge_pmd + self.retracts + self.collapses
+        two = self.second_slot()
+        if self.uffd_moves or self.uffd_copies:  # pmd2's table; a table each mover or copy may allocate
+            pages = self.pages or pages + bool(self.uffd_moves) + self.uffd_moves + self.uffd_copies
         PageTables(mem, pages=pages, entries=self.entries, rcu_head=True,
-                   deposit=self.huge_pmd or self.thp or self.anon_collapses)
+                   deposit=self.huge_pmd or self.thp or self.anon_collapses, slots=("pmd", "pmd2") if two else ("pmd",),
+                   default_slot="pmd", pmd_tables={"pmd2": 1} if self.mremaps else None)
         vma = self.the_vma
         declare_vma(mem, "vma", anon=vma.anon, shmem=vma.shmem, shared=vma.shared,
-                    uffd_missing=vma.uffd_missing, uffd_wp=vma.uffd_wp, anon_vma=vma.anon)
+                    uffd_missing=vma.uffd_missing, uffd_wp=vma.uffd_wp, anon_vma=vma.anon, slots=("pmd",))
+        if two:
+            v2 = self.vma2
+            declare_vma(mem, "vma2", anon=v2.anon, shmem=v2.shmem, shared=v2.shared, uffd_missing=v2.uffd_missing,
+                        uffd_wp=v2.uffd_wp, anon_vma=v2.anon, slots=("pmd2",))
+        if self.detaching_writers():
+            vma_detach_init(mem, vma)
         rcu_init(mem)
         mmu_gather_init(mem, numbered("zap", self.zaps))
+        if self.munmaps:
+            mmu_gather_init(mem, numbered("munmap", self.munmaps))
         if self.hw_walkers:
             cpu_caches_init(mem, self.hw_walkers)
         anon = vma.anon
-        fields = ("mapcount",) if anon else ("mapcount", "lock")  # a page cache folio gets locked
+        # a page cache folio gets locked; so does an anonymous one UFFDIO_MOVE moves
+        fields = ("mapcount",) if anon and not self.uffd_moves else ("mapcount", "lock")
         if self.gup_fast or self.anon_collapses:  # pins and isolation count references
             fields += ("refcount", "pincount", "discarded")
         if self.huge_pmd:
@@ -1138,9 +1217,10 @@ class Reclaim(Model):
                           mapcount=sum(k in ("present", "dirty", "present_wp") for k in self.kinds))
         if self.collapses and self.rmap_walkers:  # the old folio of the last index, replaced in the page
             declare_folio(mem, self.entries + 1, anon=False, fields=fields)  # cache, still being reclaimed
+        self.init_movers(mem, fields)
         for k in range(self.faults if anon else 0):
             base = self.fault_base(k)
-            declare_folio(mem, base)
+            declare_folio(mem, base, fields=fields)
             if self.fault in ("mthp", "any"):
                 declare_folio(mem, base + 1, 2)
             if self.thp:
@@ -1153,6 +1233,19 @@ class Reclaim(Model):
                 mem.store(folio.field("refcount"), 1)
             for k in range(self.anon_collapses):
                 declare_folio(mem, self.collapse_page(k), self.entries, fields=fields, refcount=1)
+
+    def init_movers(self, mem, fields) -> None:
+        """pmd2 links a table whose entry 0 maps an anonymous page of vma2 (UFFDIO_MOVE's source);
+        each UFFDIO_COPY has a new page."""
+        if self.uffd_moves:
+            page = self.mover_page(0)
+            declare_folio(mem, page, fields=fields, mapcount=1)
+            table = pte_alloc_one(mem)
+            set_pte_at(mem, table, 0, present(page))
+            mm_inc_nr_ptes(mem)
+            pmd_populate(mem, table, "pmd2")
+        for k in range(self.uffd_copies):
+            declare_folio(mem, self.mover_page(1 + k), fields=fields)
 
     def kept(self, kind: str) -> bool:
         """An entry of this kind is left behind by the zap (any_skipped): a guard marker, or on a
@@ -1167,7 +1260,7 @@ class Reclaim(Model):
     def witnesses(self):
         """The paths a run must take, where this configuration has them: a "holds" that never
         reclaimed a table, or never raced a fault with it, would say nothing."""
-        out = self.khugepaged_rmap_witnesses()
+        out = self.khugepaged_rmap_witnesses() + self.mover_witnesses()
         if self.zaps and self.huge_pmd:
             out.append(reachable("zap.zap_huge_pmd_unlock", "zap_huge_pmd() clears the huge pmd under pml"))
         if self.walkers and self.huge_pmd:
@@ -1303,11 +1396,15 @@ class Reclaim(Model):
                   for k, name in enumerate(numbered("fault", self.faults))]
         walkers = [kinds["walker"](name, vma) for name in numbered("walker", self.walkers)]
         readers = [Reader(name) for name in numbered("reader", self.readers)]
-        for thread in (*zaps, *faults, *walkers, *readers):
+        movers = self.mover_threads()
+        for thread in (*zaps, *faults, *walkers, *readers, *(m for m in movers if not m.writer)):
             thread.mmap_read_locked = bool(self.mmap_writers())
+            if self.detaching_writers() and getattr(thread, "dst", "pmd") == "pmd":
+                thread.mmap_vma = vma  # every one of them works in vma's range
+        pagemap = [PagemapWalker(name, "pmd", vma) for name in numbered("pagemap_walker", self.pagemap_walkers)]
         collapses = [CollapseHugePage(name, vma, new_page=self.collapse_page(k))
                      for k, name in enumerate(numbered("anon_collapse", self.anon_collapses))]
-        return [*zaps, *faults, *walkers, *readers, *collapses,
+        return [*zaps, *faults, *walkers, *readers, *collapses, *movers, *pagemap,
                 *(GupFast(name) for name in numbered("gup_fast", self.gup_fast)),
                 *(HardwareWalker(cpu) for cpu in range(self.hw_walkers)),
                 *self.khugepaged_rmap_threads(),
@@ -1325,6 +1422,48 @@ class Reclaim(Model):
                            pre_8d3c106e19e8=self.pre_2023_retraction, i_mmap_write=self.i_mmap_write)
                   for name in numbered("collapse", self.collapses))]
 
+    def mover_threads(self) -> list:
+        """The actors of ptmc.actors: UFFDIO_MOVE, UFFDIO_COPY."""
+        vma = self.the_vma
+        vma2 = getattr(self, "vma2", None)
+        moves = [UffdMove(name, *(("pmd2", "pmd", vma2, vma) if k == 0 else ("pmd", "pmd2", vma, vma2)))
+                 for k, name in enumerate(numbered("uffd_move", self.uffd_moves))]
+        copies = [UffdCopy(name, "pmd", vma, page=self.mover_page(1 + k))
+                  for k, name in enumerate(numbered("uffd_copy", self.uffd_copies))]
+        mremaps = [Mremap(name, "pmd", "pmd2", vma, vma2) for name in numbered("mremap", self.mremaps)]
+        munmaps = [Munmap(name, "pmd", vma) for name in numbered("munmap", self.munmaps)]
+        return [*moves, *copies, *mremaps, *munmaps]
+
+    def mover_witnesses(self) -> list:
+        out = []
+        if self.uffd_moves:
+            out.append(reachable("uffd_move.move_set_dst", "UFFDIO_MOVE moves the entry: the source cleared "
+                                                           "and flushed, the destination set, under both ptls"))
+            if self.zaps:
+                out.append(reachable("uffd_move.move_stable->move_pages", "is_pte_pages_stable() fails: the "
+                                     "move unlocks and goes round move_pages() again (-EAGAIN)",
+                                     name="move recheck fails"))
+        if self.uffd_copies:
+            out.append(reachable("uffd_copy.mfill_install", "UFFDIO_COPY installs its page"))
+        if self.mremaps:
+            out.append(reachable("mremap.mnp_populate", "mremap moves the whole table: the old pmd cleared, "
+                                                        "the new one populated, under both pmls"))
+            if self.zaps or self.faults or self.walkers or self.readers:
+                out.append(reachable("*.mmap_read_lock->mmap_read_unlock", "a thread finds the old VMA gone "
+                                     "after mremap (find_vma() misses it)", name="old VMA gone"))
+        if self.munmaps:
+            out.append(reachable("munmap.free_pte_range", "munmap frees the table: pmd_clear() without a lock, "
+                                                          "pte_free_tlb()"))
+            if self.zaps or self.faults or self.walkers or self.readers:
+                out.append(reachable("*.mmap_read_lock->mmap_read_unlock", "a thread finds the VMA gone after "
+                                     "munmap detached it", name="VMA gone"))
+        if self.pagemap_walkers and "walk_vma_lookup" not in self.without:
+            out.append(reachable("pagemap_walker.walk_page_range->mmap_read_unlock", "the pagemap walk finds "
+                                 "no VMA: a hole, no page table walked", name="pagemap finds a hole"))
+            walk = "walk_pte" if "pte_offset_map_rcu" not in self.without else "walk_pte_nolock"
+            out.append(reachable(f"pagemap_walker.{walk}", "the pagemap walk reads the table (before munmap)"))
+        return out
+
     def doc_threads(self):
         """Every thread kind, for the reference (ptmc doc), whichever configuration uses it."""
         vma = self.the_vma
@@ -1333,7 +1472,10 @@ class Reclaim(Model):
                 Retract("retract", vma), Collapse("collapse", vma),
                 TryToUnmap("rmap", vma, entry=self.entries - 1, page=self.entries),
                 CollapseHugePage("anon_collapse", vma, new_page=self.collapse_page(0)),
-                HardwareWalker(0), RcuCallbacks()]
+                HardwareWalker(0), UffdMove("uffd_move", "pmd2", "pmd", vma, vma),
+                UffdCopy("uffd_copy", "pmd", vma, page=0), Mremap("mremap", "pmd", "pmd2", vma, vma),
+                Munmap("munmap", "pmd", vma), PagemapWalker("pagemap_walker", "pmd", vma),
+                RcuCallbacks()]
 
 
 def _entries(s) -> list:

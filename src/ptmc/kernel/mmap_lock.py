@@ -6,7 +6,7 @@ Releasing or downgrading the write lock also ends every per-VMA write lock the w
 from ..model import DONE, Thread, step
 from .rwsem import (down_read, down_read_trylock, down_write, down_write_trylock, downgrade_write,
                     rwsem_held, rwsem_init, show_rwsem, up_read, up_write)
-from .vma import vma_end_write_all
+from .vma import vma_end_write_all, vma_lookup
 
 _show = show_rwsem
 
@@ -60,9 +60,12 @@ class MmapReader(Thread):
     and finishes at DONE). With a writer, the model constructs it with
     ``mmap_read_locked=True``: it starts at ``mmap_read_lock`` and every way it finishes goes
     through ``mmap_read_unlock``; the thread's code says where it finishes with ``self.done()``.
+With ``mmap_vma`` set (a model whose writer may detach that VMA: munmap, mremap), the path first
+looks its VMA up under the lock and, when it was detached, finds nothing and returns at once.
     """
 
     mmap_read_locked = False  # configuration, not state
+    mmap_vma = None  # configuration: the VMA the path looks up under the lock, when it can be detached
 
     @property
     def start_pc(self) -> int:
@@ -77,6 +80,8 @@ class MmapReader(Thread):
     @step("include/linux/mmap_lock.h:mmap_read_lock")
     def mmap_read_lock(self, s):
         mmap_read_lock(s)
+        if self.mmap_vma is not None and not vma_lookup(s, self.mmap_vma):
+            return "mmap_read_unlock"  # find_vma() finds none: -EFAULT, SIGSEGV, -ENOMEM
         return self.steps[super().start_pc].name  # the kernel path's own first step
 
     @step("include/linux/mmap_lock.h:mmap_read_unlock")

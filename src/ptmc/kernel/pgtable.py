@@ -143,11 +143,12 @@ def _page(ptr: PT) -> str:
 class PageTables:
     """Declares the pmd slots, the locks the configuration gives them, mm->nr_ptes and
     ``pages`` PTE pages of ``entries`` entries each (PTRS_PER_PTE). ``deposit``: each slot
-    also has the table a huge pmd deposits (pgtable_trans_huge_deposit())."""
+    also has the table a huge pmd deposits (pgtable_trans_huge_deposit()). ``default_slot``:
+    the slot of primitives called without one in a model of several."""
 
     def __init__(self, mem, *, pages: int, entries: int, fields: dict | None = None,
                  rcu_head: bool = False, slots=("pmd",), pmd_tables: dict | None = None,
-                 deposit: bool = False):
+                 deposit: bool = False, default_slot: str | None = None):
         layout = mem.layout
         layout.objects["pgtables"] = self
         cfg = mem.model.config
@@ -155,7 +156,11 @@ class PageTables:
         self.slots = tuple(slots)
         if not self.slots or len(set(self.slots)) != len(self.slots):
             raise ModelError(f"pmd slots must be distinct names, got {slots!r}")
-        self.only = self.slots[0] if len(self.slots) == 1 else None
+        # The slot a primitive called without one works on: the only one, or ``default_slot``
+        # (threads written for one slot keep working on it in a model that adds another).
+        self.only = self.slots[0] if len(self.slots) == 1 else default_slot
+        if self.only is not None and self.only not in self.slots:
+            raise ModelError(f"default_slot {default_slot!r} is not a pmd slot")
         self.index = {name: k for k, name in enumerate(self.slots)}
         self.slot_cells = []
         for name in self.slots:
@@ -335,8 +340,9 @@ def pmd_clear(s, slot=None, *, zero_page_is_lost: bool = True, keeps_entries: bo
     """Unlink whatever the pmd maps; returns the old pmd value (pmdp_huge_get_and_clear() on a
     huge pmd). ``zero_page_is_lost=False``: the design frees tables of zero-page entries on
     purpose (a refault maps the zero page again). ``keeps_entries``: the caller unlinks a table
-    whose entries it still owns (an anon collapse copies them, then deposits the table), so
-    nothing is lost with it; CPUs may still cache walks through it all the same."""
+    whose entries it still owns (an anon collapse copies them, then deposits the table; mremap's
+    move_normal_pmd() links it into another pmd in the same critical section), so nothing is
+    lost with it; CPUs may still cache walks of the old range until a flush all the same."""
     slot = _slot(s, slot)
     old = s.load(slot)
     s.store(slot, None)

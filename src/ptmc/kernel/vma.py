@@ -118,6 +118,25 @@ def userfaultfd_pte_wp(vma: Vma, pte) -> bool:
     return vma.uffd_wp and pte_uffd_wp(pte)
 
 
+# --- detaching (munmap, mremap's unmap of the old range)
+
+def vma_detach_init(mem, vma: Vma) -> None:
+    """Declare that ``vma`` may be detached from the mm at run time (``<vma>.detached``)."""
+    mem.layout.cell(f"{vma.name}.detached", False)
+
+
+def vma_mark_detached(s, vma: Vma) -> None:
+    """vms_gather_munmap_vmas() / vma_mark_detached(): the VMA leaves the maple tree (under the
+    mmap write lock and its VMA write lock): a later find_vma()/lock_vma_under_rcu() misses it."""
+    s.store(f"{vma.name}.detached", True)
+
+
+def vma_lookup(s, vma: Vma) -> bool:
+    """find_vma()/vma_lookup() under mmap_lock: whether the VMA still covers its range."""
+    cell = f"{vma.name}.detached"
+    return cell not in s.layout.index or not s.load(cell)
+
+
 # --- vma->anon_vma
 
 def vma_has_anon_vma(s, vma: Vma) -> bool:
