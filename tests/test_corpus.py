@@ -24,7 +24,7 @@ def test_regress_runs_the_whole_corpus_and_every_entry_matches(in_repo):
     assert all(row[-1] == "ok" for row in rows.values())
     # every race of protocol.md section 4 has an entry that reproduces it, and its fixed code holds
     races = {e.race for e in entries}
-    assert {"K1", "K5", "K6"} <= races
+    assert {"K1", "K2", "K3", "K4", "K5", "K6", "K7"} <= races
 
 
 def test_a_mismatch_fails_the_run_and_says_what_differs(tmp_path):
