@@ -19,7 +19,9 @@ machine moves them less than wall time would. Targets live here, never in the un
 import argparse
 import json
 import os
+import resource
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -56,6 +58,29 @@ LARGE = [
     ("no_uaf", "reclaim", ["--set", "faults=2"]),
     ("no_uaf", "reclaim", ["--set", "zaps=2"]),
 ]
+# Section 4: each actor of the reclaim model with zap and fault (walker and reader off), then
+# everything at once under a time limit (inconclusive, with its counts, if it does not finish).
+ACTOR_BASE = ["--set", "walkers=0", "--set", "readers=0"]
+ACTORS = [
+    ("walker", ["--set", "walkers=1"]),
+    ("reader", ["--set", "readers=1"]),
+    ("gup_fast", ["--set", "gup_fast=1"]),
+    ("hw_walkers", ["--set", "hw_walkers=1"]),
+    ("retract (shmem)", ["--set", "retracts=1", "--set", "vma=shmem"]),
+    ("collapse_pte_mapped_thp (shmem)", ["--set", "collapses=1", "--set", "vma=shmem"]),
+    ("rmap walker", ["--set", "rmap_walkers=1"]),
+    ("anon collapse_huge_page", ["--set", "anon_collapses=1"]),
+    ("UFFDIO_MOVE", ["--set", "uffd_moves=1"]),
+    ("UFFDIO_COPY (uffd=missing)", ["--set", "uffd_copies=1", "--set", "uffd=missing"]),
+    ("mremap", ["--set", "mremaps=1"]),
+    ("munmap", ["--set", "munmaps=1"]),
+    ("pagemap walker + munmap", ["--set", "munmaps=1", "--set", "pagemap_walkers=1"]),
+]
+# Every actor one anonymous VMA allows at once (UFFDIO_MOVE/COPY need a uffd VMA, which anon
+# collapse refuses; mremap excludes munmap and the movers).
+EVERYTHING = ["--set", "walkers=1", "--set", "readers=1", "--set", "gup_fast=1", "--set", "rmap_walkers=1",
+              "--set", "anon_collapses=1", "--set", "munmaps=1", "--set", "hw_walkers=1"]
+EVERYTHING_SECONDS = 600
 SCALE = [(3, 3), (3, 4), (4, 3), (4, 4)]  # lost update (N, K): 10^4 ... 10^7 states
 
 # Targets on the reference machine (2 cores, 24 GiB).
@@ -100,6 +125,23 @@ def measure(cmd, cwd=ROOT) -> tuple[str, float, float]:
     return out, usage.ru_utime + usage.ru_stime, usage.ru_maxrss * 1024
 
 
+def limited(cmd, seconds: float) -> tuple[dict, float, float]:
+    """Run a ptmc ``--json`` command, interrupted (SIGINT: a clean inconclusive end with its
+    counts) after ``seconds``: its result, CPU seconds and peak RSS (the largest child's so far,
+    which this run is: it runs last)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+    try:
+        out, _ = proc.communicate(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return json.loads(out), cpu, after.ru_maxrss * 1024
+
+
 def ptmc(prop_file, extra) -> dict:
     """A ptmc check, and the same configuration stopped after one state (start-up)."""
     cmd = [*PTMC, str(prop_file), "--json", "--out", tempfile.gettempdir() + "/ptmc-bench", *extra]
@@ -108,7 +150,7 @@ def ptmc(prop_file, extra) -> dict:
     r = json.loads(out)
     work = max(cpu - cpu0, 1e-3)
     return {"verdict": r["verdict"], "states": r["states"], "transitions": r["transitions"], "cpu": work,
-            "rate": r["states"] / work, "bytes": max(rss - rss0, 0) / max(r["states"], 1)}
+            "rate": r["states"] / work, "bytes": max(rss - rss0, 0) / max(r["states"], 1), "rss": rss}
 
 
 def spin(n: int, k: int) -> dict | None:
@@ -195,6 +237,21 @@ def main():
         e, f = lost_update(n, k), lost_update(n, k, "fingerprint")
         print(f"| {n} | {k} | {e['states']:,} | {e['rate']:,.0f} | {e['bytes']:.0f} | {f['rate']:,.0f} | "
               f"{f['bytes']:.0f} |", flush=True)
+
+    print("\n## 4. The actors of the reclaim model, each with zap and fault (no_uaf, exact store)\n")
+    print("| actor | verdict | states | transitions | CPU s | states/s | peak RSS |")
+    print("|---|---|---|---|---|---|---|")
+    no_uaf = str(ROOT / "properties" / "no_uaf.py")
+    for name, extra in ACTORS:
+        r = ptmc(no_uaf, [*ACTOR_BASE, *extra])
+        print(f"| {name} | {r['verdict']} | {r['states']:,} | {r['transitions']:,} | {r['cpu']:.1f} | "
+              f"{r['rate']:,.0f} | {r['rss'] / 2**20:,.0f} MiB |", flush=True)
+    if not args.quick:
+        cmd = [*PTMC, no_uaf, "--json", "--out", tempfile.gettempdir() + "/ptmc-bench", *EVERYTHING]
+        r, cpu, rss = limited(cmd, EVERYTHING_SECONDS)
+        what = " ".join(EVERYTHING[1::2])
+        print(f"| everything ({what}), {EVERYTHING_SECONDS} s limit | {r['verdict']} | {r['states']:,} | "
+              f"{r['transitions']:,} | {cpu:.1f} | {r['states'] / max(cpu, 1e-3):,.0f} | {rss / 2**20:,.0f} MiB |")
 
     print("\n## Targets\n")
     for line in summary:
