@@ -918,6 +918,7 @@ class Reclaim(Model):
     force_break = Param(True, "explore the gather's page batch filling up (force_break)")
 
     maintains = ("nr_ptes", "mapcount")
+    symmetric = ("zap", "fault", "walker", "reader", "gup_fast")
 
     semi_rcu_table_free = Variant("the single-table fallback IPIs all CPUs and frees at once "
                                   "(x86 before v6.14, seed 002 problem 1)")

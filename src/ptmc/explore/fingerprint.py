@@ -277,13 +277,16 @@ class FingerprintStore:
             number = self.parent[number]
         return out[::-1]
 
+    def is_stored(self, number: int, state: tuple) -> bool:
+        """State ``number`` is ``state`` (has its fingerprint)."""
+        return fingerprint(state) == self.fps[number]
+
     def path_states(self, numbers: list[int], system) -> list[tuple]:
         """The states numbered ``numbers`` (a path from the initial state), by replay."""
         state = system.initial
         out = [state]
         for number in numbers[1:]:
-            want = self.fps[number]
-            state = next((nxt for _, nxt in system.successors(state) if fingerprint(nxt) == want), None)
+            state = next((nxt for _, nxt in system.successors(state) if self.is_stored(number, nxt)), None)
             if state is None:
                 raise AssertionError("replay lost the path: no successor has the stored fingerprint")
             out.append(state)

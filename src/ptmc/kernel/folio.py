@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import ModelError
-from ..state import HUNG, Blocked, Stop
+from ..state import HUNG, Blocked, Stop, holds_thread
 from .pte import ZERO_PAGE, pte_present
 from .sched import might_sleep
 from .spinlock import show_holder
@@ -53,8 +53,8 @@ def declare_folio(mem, page: int, nr: int = 1, *, anon: bool = True, fields=("ma
         folios[k] = folio
     for name in fields:
         default = {"lock": None, "discarded": False}.get(name, 0)
-        mem.layout.cell(folio.field(name), initial.get(name, default),
-                        shown=show_holder if name == "lock" else None)
+        mem.layout.cell(folio.field(name), initial.get(name, default), owner=("pages", page, nr),
+                        shown=show_holder if name == "lock" else None, holds=holds_thread if name == "lock" else None)
     return folio
 
 

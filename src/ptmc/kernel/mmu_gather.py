@@ -36,7 +36,7 @@ def mmu_gather_init(mem, owners) -> None:
     if "tlb_flush_pending" not in mem.layout.index:
         mem.layout.cell("tlb_flush_pending", 0, quiet=True)
     for name in owners:
-        rcu_head_cell(mem, f"{name}.tlb_batch_rcu")
+        rcu_head_cell(mem, f"{name}.tlb_batch_rcu", owner=name)
 
 
 def tlb_remove_table_one_rcu(s, table) -> None:
