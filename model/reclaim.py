@@ -30,7 +30,10 @@ again it can only add stale translations, never remove one). Without THP the fau
 handle_pte_fault(): __handle_mm_fault()'s lockless read of the pmd before it only chooses the
 huge-pmd handlers, and no pmd can be huge then.
 """
+import dataclasses
+
 from ptmc import DONE, Model, Param, Thread, Variant, numbered, step
+from ptmc.model import Guard
 from ptmc.errors import PtmcError
 from ptmc.kernel.config import config
 from ptmc.kernel.folio import (declare_folio, folio_add_new_anon_rmap, folio_add_rmap_pmd,
@@ -103,6 +106,27 @@ class Zap(MmuGather, PteOffsetMapLock):
     j: int = 0  # try_to_free_pte(): the entry being rechecked
     delayed_rmap: tuple = ()  # tlb->delayed_rmap: folios whose rmap goes after the TLB flush
 
+    any_skipped_check = Guard(
+        "zap_pte_range(): an entry the zap kept (a guard marker, a file VMA's uffd-wp marker) makes "
+        "the table non-empty, and the fast path clears the pmd without looking at the entries again",
+        without="reclaim the table even when the scan kept an entry (any_skipped ignored)")
+    fast_path_pml = Guard(
+        "try_get_and_clear_pmd(): pml serialises the pmd against pmd_install(), the huge-pmd paths and "
+        "retract; ptl -> pml is the reverse order, hence only a trylock",
+        without="clear the pmd holding only the ptl",
+        against="a thread changing the pmd under pml only (pmd_install(), a huge pmd install)")
+    slow_path_pml = Guard(
+        "try_to_free_pte(): pml keeps the pmd from changing, so no pmd_same() is needed after the map",
+        without="map and lock the table holding only its ptl, no pmd_same(), then clear the pmd")
+    slow_path_ptl = Guard(
+        "try_to_free_pte(): the entries are rechecked under the ptl every writer of them holds",
+        without="recheck the entries and clear the pmd holding only pml",
+        against="a fault refilling the table under its ptl")
+    slow_path_recheck = Guard(
+        "try_to_free_pte(): the ptl was dropped since the scan: a fault may have refilled the table",
+        without="clear the pmd without rechecking the entries",
+        against="a fault refilling the table between the scan and the slow path")
+
     def __init__(self, name, vma: Vma, *, need_resched=True, force_break=True, batch_alloc_fail=True,
                  table_free_fallback=None):
         super().__init__(name)
@@ -141,7 +165,7 @@ class Zap(MmuGather, PteOffsetMapLock):
             any_skipped, force_break = self.zap_present_ptes(s, table, i, pte)
         elif not pte_none(pte):
             any_skipped = self.zap_nonpresent_ptes(s, table, i, pte)
-        if any_skipped:
+        if any_skipped and self.any_skipped_check:
             self.can_reclaim = False
         self.i += 1
         if force_break:
@@ -202,6 +226,8 @@ class Zap(MmuGather, PteOffsetMapLock):
     def try_get_and_clear_pmd(self, s):
         # We hold the ptl; ptl -> pml is the reverse of the usual order, so only a trylock.
         # With ptl == pml it always fails: that lock is already ours.
+        if not self.fast_path_pml:
+            return "clear_pmd"  # (without the guard: the step is only the branch)
         if not spin_trylock(s, pmd_lockptr(s)):
             self.direct_reclaim = False
             return self.before_unlock()
@@ -211,6 +237,8 @@ class Zap(MmuGather, PteOffsetMapLock):
         # No recheck of the pmd: it cannot change while we hold the table's ptl (I4), and
         # every entry was seen none under that same ptl.
         self.table = pmd_clear(s)
+        if not self.fast_path_pml:
+            return self.before_unlock()
 
     @step("mm/pt_reclaim.c:try_get_and_clear_pmd")
     def unlock_pml(self, s):
@@ -245,27 +273,42 @@ class Zap(MmuGather, PteOffsetMapLock):
     # The slow path, try_to_free_pte(): the usual lock order, and every entry rechecked.
     @step("mm/pt_reclaim.c:try_to_free_pte")
     def try_to_free_pte(self, s):
-        pmd_lock(s)
+        if self.slow_path_pml:
+            pmd_lock(s)
 
     @step("mm/pgtable-generic.c:pte_offset_map_rw_nolock")
     def slow_map(self, s):
         pmdval, ptl = pte_offset_map_nolock(s)
         if ptl is None:
-            return "slow_unlock_pml"
+            return "slow_unlock_pml" if self.slow_path_pml else self.tlb_finish_mmu(DONE)
         self.pmdval, self.ptl, self.j = pmdval, ptl, 0
         # No pmd_same() needed: the pmd cannot change while we hold pml.
-        return "slow_check" if self.ptl == pmd_lockptr(s) else "slow_lock_ptl"
+        return "slow_lock_ptl" if self.took_ptl(s) else self.slow_checked()
+
+    def took_ptl(self, s) -> bool:
+        """The slow path takes the ptl as a lock of its own (not when it is pml, held already)."""
+        return self.slow_path_ptl and not (self.slow_path_pml and self.ptl == pmd_lockptr(s))
+
+    def slow_checked(self) -> str:
+        return "slow_check" if self.slow_path_recheck else "slow_clear_pmd"
 
     @step("mm/pt_reclaim.c:try_to_free_pte")
     def slow_lock_ptl(self, s):
         spin_lock_nested(s, self.ptl)  # spin_lock_nested(ptl, SINGLE_DEPTH_NESTING)
+        return self.slow_checked()
 
     @step("mm/pt_reclaim.c:try_to_free_pte")
     def slow_check(self, s):
         if not pte_none(ptep_get(s, self.pmdval, self.j)):
             # Refilled since the scan: give up. With ptl == pml this unlock releases pml too.
-            pte_unmap_unlock(s, self.ptl)
-            return self.tlb_finish_mmu(DONE) if self.ptl == pmd_lockptr(s) else "slow_unlock_pml"
+            if self.took_ptl(s):
+                pte_unmap_unlock(s, self.ptl)
+                return "slow_unlock_pml" if self.slow_path_pml else self.tlb_finish_mmu(DONE)
+            if self.slow_path_pml:
+                pte_unmap_unlock(s, pmd_lockptr(s))
+            else:
+                pte_unmap(s)
+            return self.tlb_finish_mmu(DONE)
         self.j += 1
         return "slow_check" if self.j < ptrs_per_pte(s) else "slow_clear_pmd"
 
@@ -273,11 +316,15 @@ class Zap(MmuGather, PteOffsetMapLock):
     def slow_clear_pmd(self, s):
         pte_unmap(s)  # both locks still held
         self.table = pmd_clear(s)
-        return "slow_unlock_pml" if self.ptl == pmd_lockptr(s) else "slow_unlock_ptl"
+        if self.took_ptl(s):
+            return "slow_unlock_ptl"
+        return "slow_unlock_pml" if self.slow_path_pml else "free_pte"
 
     @step("mm/pt_reclaim.c:try_to_free_pte")
     def slow_unlock_ptl(self, s):
         spin_unlock(s, self.ptl)
+        if not self.slow_path_pml:
+            return "free_pte"
 
     @step("mm/pt_reclaim.c:try_to_free_pte")
     def slow_unlock_pml(self, s):
@@ -302,6 +349,12 @@ class HugeZap(Zap):
 
     first_step = "zap_pmd_range"
 
+    huge_pmd_recheck = Guard(
+        "__pmd_trans_huge_lock(): under pml the pmd may no longer be huge (a walker split it into a "
+        "table) since zap_pmd_range()'s lockless read",
+        without="clear the pmd as if it were still huge",
+        against="a walker splitting the huge pmd (HugeWalker)")
+
     @step("mm/huge_memory.c:zap_huge_pmd")
     def zap_huge_pmd(self, s):
         pmd_lock(s)  # __pmd_trans_huge_lock()
@@ -310,8 +363,12 @@ class HugeZap(Zap):
     def zap_huge_pmd_locked(self, s):
         pmdval = s.pmd
         if not (is_swap_pmd(pmdval) or pmd_trans_huge(pmdval)):
-            spin_unlock(s, pmd_lockptr(s))  # no longer huge: zap_pmd_range() looks again
-            return "zap_pmd_range"
+            if self.huge_pmd_recheck:
+                spin_unlock(s, pmd_lockptr(s))  # no longer huge: zap_pmd_range() looks again
+                return "zap_pmd_range"
+            if pmdval is not None:
+                pmd_clear(s)  # a table taken for a huge pmd: unlinked with what it maps
+            return "zap_huge_pmd_unlock"
         pmd_clear(s)  # pmdp_huge_get_and_clear_full()
         self.tlb_remove_pmd_tlb_entry(s)
         folio = page_folio(s, pmdval[0])
@@ -358,6 +415,21 @@ class Fault(PteOffsetMapLock, PmdInstall):
     k: int = 0  # alloc_anon_folio(): the entry pte_range_none() looks at
     nr: int = 1  # the folio's pages: 1, or 2 for the mTHP
     prealloc: object = None  # vmf->prealloc_pte (do_fault()) or the THP's deposit table
+
+    pte_same_recheck = Guard(
+        "handle_pte_fault(): the entry read locklessly may have changed, or its table been unlinked "
+        "(an unlinked table is all none, so pte_same() against a non-none orig fails), before the ptl",
+        without="update the entry from the lockless read (ptep_set_access_flags() of orig) unchecked",
+        against="a zap clearing the entry, reclaim unlinking the table")
+    vmf_pte_changed = Guard(
+        "vmf_pte_changed() / pte_range_none() under the ptl: another fault may have mapped the entry "
+        "since it was seen none",
+        without="map the new page over whatever the entry holds now",
+        against="a second fault on the same entry")
+    wp_pte_same = Guard(
+        "wp_page_copy(): the entry may have changed while the copy was allocated without the ptl",
+        without="replace the entry with the copy unchecked",
+        against="a zap clearing the zero page entry meanwhile")
 
     def __init__(self, name, vma: Vma, *, kind="write", thp=False, page=None,
                  mthp_page=None, thp_page=None, file_page=None):
@@ -412,9 +484,10 @@ class Fault(PteOffsetMapLock, PmdInstall):
         # No pmd_same() here: orig is not none, and a table is unlinked only when all its
         # entries are none, so pte_same() fails on a table that was unlinked meanwhile.
         pte = ptep_get(s, self.pmdval, self.entry)
-        if pte != self.orig:
+        if self.pte_same_recheck and pte != self.orig:
             pte_unmap_unlock(s, self.ptl)
             return self.refault()  # update_mmu_tlb(); the access faults again
+        pte = self.orig  # vmf->orig_pte: what the code goes on with
         if self.kind != "read" and not pte_write(pte):  # a write fault (an mTHP's too): do_wp_page()
             pte_unmap_unlock(s, self.ptl)
             if userfaultfd_pte_wp(self.vma, pte):
@@ -434,7 +507,8 @@ class Fault(PteOffsetMapLock, PmdInstall):
 
     @step("mm/memory.c:wp_page_copy")
     def wp_page_copy(self, s):
-        if ptep_get(s, self.pmdval, self.entry) == self.orig:  # pte_same(): unchanged since the fault
+        pte = ptep_get(s, self.pmdval, self.entry)
+        if not self.wp_pte_same or pte == self.orig:  # pte_same(): unchanged since the fault
             # ptep_clear_flush() before the new entry, so no CPU keeps the old one
             ptep_get_and_clear(s, self.pmdval, self.entry)
             flush_tlb_range(s, address(s, self.entry), address(s, self.entry) + 1)
@@ -480,8 +554,9 @@ class Fault(PteOffsetMapLock, PmdInstall):
     def anon_pte_none(self, s):
         # vmf_pte_changed() (pte_same() with a marker it faulted on), or pte_range_none() for the
         # mTHP: someone mapped it meanwhile?
-        if ptep_get(s, self.pmdval, self.entry) != self.orig or \
-                any(not pte_none(ptep_get(s, self.pmdval, self.entry + k)) for k in range(1, self.nr)):
+        changed = ptep_get(s, self.pmdval, self.entry) != self.orig or \
+            any(not pte_none(ptep_get(s, self.pmdval, self.entry + k)) for k in range(1, self.nr))
+        if changed and self.vmf_pte_changed:
             return "fault_unlock"
         if userfaultfd_missing(self.vma):
             return "fault_unlock"  # handle_userfault(VM_UFFD_MISSING), after the unlock
@@ -538,6 +613,11 @@ class HugeFault(Fault):
 
     first_step = "handle_mm_fault"
 
+    huge_pmd_none_recheck = Guard(
+        "__do_huge_pmd_anonymous_page(): under pml, the pmd may no longer be none (a table installed "
+        "by another fault, a huge pmd) since __handle_mm_fault()'s lockless read",
+        without="install the huge pmd over whatever the pmd holds now")
+
     @step("mm/memory.c:__handle_mm_fault")
     def handle_mm_fault(self, s):
         self.choose_kind(s)
@@ -561,12 +641,14 @@ class HugeFault(Fault):
 
     @step("mm/huge_memory.c:__do_huge_pmd_anonymous_page")
     def huge_install(self, s):
-        if not pmd_none(s.pmd):
+        if self.huge_pmd_none_recheck and not pmd_none(s.pmd):
             return "huge_unlock"  # unlock_release: someone installed something meanwhile (return 0)
         if userfaultfd_missing(self.vma):
             return "huge_unlock"  # handle_userfault(VM_UFFD_MISSING), after the unlock
         page = ZERO_PAGE if self.kind == "read" else self.thp_page  # set_huge_zero_folio()
         pgtable_trans_huge_deposit(s, self.prealloc)
+        if pmd_table(s.pmd):  # (without the recheck) the table is overwritten: unlinked
+            pmd_clear(s)
         set_pmd_at(s, huge_pmd(page))
         if page != ZERO_PAGE:
             folio_add_rmap_pmd(s, page_folio(s, page))  # folio_add_new_anon_rmap()
@@ -655,7 +737,7 @@ class ShmemFault(Fault):
 
     @step("mm/memory.c:finish_fault")
     def file_pte_changed(self, s):
-        if ptep_get(s, self.pmdval, self.entry) != self.orig:  # vmf_pte_changed()
+        if ptep_get(s, self.pmdval, self.entry) != self.orig and self.vmf_pte_changed:  # vmf_pte_changed()
             pte_unmap_unlock(s, self.ptl)
             return "file_unlock_folio"
 
@@ -821,14 +903,25 @@ class GupFast(Thread):
     pmdval: object = None
     pte: object = None
 
+    gup_fast_irqs_off = Guard(
+        "gup_fast(): local_irq_save() holds off IPIs (an IPI TLB flush, tlb_remove_table_sync_one()) and "
+        "is an RCU read-side section: the tables it walks without any lock are not freed under it",
+        without="walk with IRQs enabled (pte_offset_map()'s rcu_read_lock() only around the entry)")
+    gup_fast_pmd_recheck = Guard(
+        "gup_fast_pte_range() (70cbc3cc78a9): after grabbing the folio, a pmd that changed means the "
+        "table was unlinked (collapse, reclaim) and the entry read through it may be stale",
+        without="recheck only the entry")
+
     @step("mm/gup.c:gup_fast_pmd_range")
     def gup_fast_pmd(self, s):
-        local_irq_save(s)  # gup_fast(), folded into the pmd read
+        if self.gup_fast_irqs_off:
+            local_irq_save(s)  # gup_fast(), folded into the pmd read
         self.pmdval = pmdp_get_lockless(s)
         if pmd_trans_huge(self.pmdval):
             return "gup_fast_pmd_leaf"
         if not pmd_table(self.pmdval):
-            local_irq_restore(s)
+            if self.gup_fast_irqs_off:
+                local_irq_restore(s)
             return DONE
 
     @step("mm/gup.c:gup_fast_pte_range")
@@ -841,7 +934,7 @@ class GupFast(Thread):
     @step("mm/gup.c:gup_fast_pte_range")
     def gup_fast_recheck_pmd(self, s):
         # After try_grab_folio_fast(): a pmd that changed means the table may be gone.
-        if not pmd_same(self.pmdval, pmdp_get_lockless(s)):
+        if not pmd_same(self.pmdval, pmdp_get_lockless(s)) and self.gup_fast_pmd_recheck:
             return "gup_fast_done"
 
     @step("mm/gup.c:gup_fast_pte_range")
@@ -851,13 +944,15 @@ class GupFast(Thread):
     @step("mm/gup.c:gup_fast")
     def gup_fast_done(self, s):
         rcu_read_unlock(s)  # pte_unmap()
-        local_irq_restore(s)
+        if self.gup_fast_irqs_off:
+            local_irq_restore(s)
         return DONE
 
     @step("mm/gup.c:gup_fast_pmd_leaf")
     def gup_fast_pmd_leaf(self, s):
         pmd_same(self.pmdval, pmdp_get_lockless(s))  # after try_grab_folio_fast(): else back off
-        local_irq_restore(s)
+        if self.gup_fast_irqs_off:
+            local_irq_restore(s)
         return DONE
 
 
@@ -920,14 +1015,25 @@ class Reclaim(Model):
     maintains = ("nr_ptes", "mapcount")
     symmetric = ("zap", "fault", "walker", "reader", "gup_fast")
 
-    semi_rcu_table_free = Variant("the single-table fallback IPIs all CPUs and frees at once "
-                                  "(x86 before v6.14, seed 002 problem 1)")
-    no_pmd_same_recheck = Variant("pte_offset_map_lock() users skip the pmd_same() recheck "
-                                  "after taking the ptl")
+    semi_rcu_fallback = Variant(
+        "CONFIG_MMU_GATHER_RCU_TABLE_FREE's semi-RCU fallback as before 718b13861d22: when the batch page "
+        "cannot be allocated, tlb_remove_table_one() IPIs every CPU (tlb_remove_table_sync_one()) and "
+        "frees the table at once (protocol.md K1)")
+    x86_tlb_remove_page = Variant(
+        "bare-metal x86 before v6.14 (no MMU_GATHER_RCU_TABLE_FREE): ___pte_free_tlb() -> "
+        "tlb_remove_page(), so tables go through the page batch and are freed right after the IPI "
+        "TLB flush; reclaim running there is the latent half of protocol.md K1")
 
     def __init__(self, params=None, variants=(), **switches):
         super().__init__(params, variants, **switches)
         self.kinds = parse_kinds(self.ptes, self.entries)
+        if self.x86_tlb_remove_page:
+            if self.config.tlb_flush != "ipi":
+                raise PtmcError("variant x86_tlb_remove_page is bare-metal x86: its TLB flush is an IPI "
+                                "(tlb_flush=ipi)")
+            # The kernel under the model has no MMU_GATHER_RCU_TABLE_FREE, whatever PT_RECLAIM selects
+            # today: the mmu_gather frees tables through its page batch after the flush.
+            self.config = dataclasses.replace(self.config, mmu_gather_rcu_table_free=False)
         shmem = self.vma == "shmem"
         self.the_vma = Vma("vma", anon=not shmem, shmem=shmem, shared=shmem,
                            uffd_missing=self.uffd == "missing", uffd_wp=self.uffd == "wp", slots=("pmd",))
@@ -1044,7 +1150,9 @@ class Reclaim(Model):
             out.append(reachable(delayed_rmap_flushed, "a dirty file page's rmap is delayed: the zap "
                                                        "flushes under the ptl without breaking its loop",
                                  name="delayed rmap flush"))
-        out.append(reachable("rcu.rcu_do_batch", "an RCU callback frees an unlinked PTE page"))
+        rcu_table_free = self.config.mmu_gather_rcu_table_free
+        if rcu_table_free and "rcu_grace_period" not in self.without:
+            out.append(reachable("rcu.rcu_do_batch", "an RCU callback frees an unlinked PTE page"))
         if self.need_resched or self.force_break or not self.config.split_pte_ptlocks:
             # a break of the loop, or a trylock of pml that cannot succeed, sends it there
             out.append(reachable("zap.slow_clear_pmd", "slow-path reclaim: try_to_free_pte() rechecks every "
@@ -1052,7 +1160,7 @@ class Reclaim(Model):
         if self.config.split_pte_ptlocks:  # with ptl == pml the trylock of pml under the ptl always fails
             out.append(reachable("zap.clear_pmd", "fast-path reclaim: try_get_and_clear_pmd() "
                                                   "trylocks pml under the ptl and clears the pmd"))
-        if self.batch_alloc_fail:
+        if self.batch_alloc_fail and rcu_table_free:
             out.append(reachable("zap.tlb_table_invalidate", "the batch page allocation fails: the "
                                                              "table is freed on its own (tlb_remove_table_one)"))
         refills = self.faults and not (self.the_vma.anon and self.the_vma.uffd_missing)
@@ -1060,7 +1168,7 @@ class Reclaim(Model):
             out.append(reachable(slow_path_gives_up, "try_to_free_pte() finds an entry refilled since "
                                                      "the scan and gives up", name="slow path gives up"))
         if self.faults:
-            if not self.no_pmd_same_recheck:
+            if "pmd_same_recheck" not in self.without:
                 out.append(reachable("*.map_pmd_same->map_pmd", "pmd_same() fails under the ptl: "
                                      "__pte_offset_map_lock() unlocks and retries", name="pmd_same retry"))
         if self.faults >= 2 and self.the_vma.anon:
@@ -1090,18 +1198,15 @@ class Reclaim(Model):
 
     def threads(self):
         vma, kinds = self.the_vma, self.thread_classes()
-        recheck = not self.no_pmd_same_recheck
         zaps = [kinds["zap"](name, vma, need_resched=self.need_resched, force_break=self.force_break,
                              batch_alloc_fail=self.batch_alloc_fail,
-                             table_free_fallback="ipi" if self.semi_rcu_table_free else None)
+                             table_free_fallback="ipi" if self.semi_rcu_fallback else None)
                 for name in numbered("zap", self.zaps)]
         faults = [kinds["fault"](name, vma, kind=self.fault, thp=self.thp, page=self.fault_base(k),
                                  mthp_page=self.fault_base(k) + 1, thp_page=self.fault_base(k) + 3,
                                  file_page=1)
                   for k, name in enumerate(numbered("fault", self.faults))]
         walkers = [kinds["walker"](name, vma) for name in numbered("walker", self.walkers)]
-        for thread in (*zaps, *faults, *walkers):
-            thread.pmd_same_recheck = recheck
         return [*zaps, *faults, *walkers,
                 *(Reader(name) for name in numbered("reader", self.readers)),
                 *(GupFast(name) for name in numbered("gup_fast", self.gup_fast)),

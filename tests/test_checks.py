@@ -289,3 +289,21 @@ def test_ablate_pairs_and_json():
     assert [row["finding"] for row in data["rows"]][4:] == ["needed for counts", "needed for counts",
                                                             "not needed here (tried: defaults); needed against: "
                                                             "a retirer"]
+
+
+# --- ptmc matrix --------------------------------------------------------------------------------
+
+def test_matrix_checks_every_allowed_configuration(tmp_path):
+    from click.testing import CliRunner
+    from ptmc.cli import main
+    from ptmc.kernel.config import allowed
+    example = ROOT / "docs" / "examples" / "retract_no_uaf.py"
+    out = CliRunner().invoke(main, ["matrix", str(example), "--variant", "free_at_once", "--jobs", "2"])
+    assert out.exit_code == 0, out.output
+    rows = [line for line in out.stdout.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    assert len(rows) == 2 * len(allowed()) == 60  # each configuration: mainline, then the variant
+    assert all(r.endswith("| mainline | holds (20) |") for r in rows[0::2])
+    assert all("| free_at_once | **violated** (18) |" in r for r in rows[1::2])
+    assert rows[0].startswith("| y | y | y | ipi | y | y |")
+    out = CliRunner().invoke(main, ["matrix", str(example), "--set", "tlb_flush=ipi"])
+    assert out.exit_code == 2 and "the matrix varies the kernel configuration itself" in out.stderr

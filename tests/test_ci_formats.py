@@ -34,7 +34,7 @@ def semi_rcu(tmp_path_factory):
     out = tmp_path_factory.mktemp("ci")
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(ROOT)
-        r = run("check", "properties/no_uaf.py", "--variant", "semi_rcu_table_free", "--out", out,
+        r = run("check", "properties/no_uaf.py", "--variant", "semi_rcu_fallback", "--out", out,
                 "--sarif", out / "no_uaf.sarif", "--junit", out / "junit" / "no_uaf.xml", "--json")
     assert r.exit_code == 1, r.output
     return json.loads(r.stdout), out
@@ -111,7 +111,7 @@ def test_junit_has_one_case_per_check_and_the_diagram_as_failure(semi_rcu):
 
 
 def test_events_stream_follows_its_schema_and_ends_with_the_result(tmp_path):
-    r = run("check", NO_UAF, "--variant", "semi_rcu_table_free", "--events", "--out", tmp_path,
+    r = run("check", NO_UAF, "--variant", "semi_rcu_fallback", "--events", "--out", tmp_path,
             "--junit", tmp_path / "j.xml")
     assert r.exit_code == 1, r.output
     events = [json.loads(line) for line in r.stdout.splitlines()]  # JSON lines, nothing else
@@ -125,7 +125,7 @@ def test_events_stream_follows_its_schema_and_ends_with_the_result(tmp_path):
     assert violation["location"]["file"].endswith("model/reclaim.py")
     files = [e["path"] for e in events if e["event"] == "file"]
     assert any(p.endswith(".html") for p in files) and files[-1] == str(tmp_path / "j.xml")
-    as_json = json.loads(run("check", NO_UAF, "--variant", "semi_rcu_table_free", "--json", "--out", tmp_path).stdout)
+    as_json = json.loads(run("check", NO_UAF, "--variant", "semi_rcu_fallback", "--json", "--out", tmp_path).stdout)
     result = events[-1]["result"]
     assert result.pop("seconds") >= 0 and as_json.pop("seconds") >= 0
     assert result == as_json and events[-1]["exit_code"] == 1

@@ -62,7 +62,7 @@ def test_reclaim_holds_and_its_violation_replays():
     cls = load_model_class(ROOT / "model" / "reclaim.py")
     r = same_result(lambda: cls(), [never("use-after-free")])
     assert (r.verdict, r.states) == ("holds", 47815) and 0 < r.collision_probability < 1e-6
-    r = same_result(lambda: cls({}, ["semi_rcu_table_free"]), [never("use-after-free")])
+    r = same_result(lambda: cls({}, ["semi_rcu_fallback"]), [never("use-after-free")])
     assert r.verdict == "violated" and len(r.trace) == 16
 
 

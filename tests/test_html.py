@@ -27,11 +27,11 @@ SCREENSHOTS = ROOT / "out" / "screenshots"
 def semi_rcu(tmp_path_factory):
     """The K1 counterexample (semi-RCU free under a walker) and its page, written by the CLI."""
     out = tmp_path_factory.mktemp("out")
-    r = CliRunner().invoke(main, ["check", str(NO_UAF), "--variant", "semi_rcu_table_free", "--out", str(out)])
+    r = CliRunner().invoke(main, ["check", str(NO_UAF), "--variant", "semi_rcu_fallback", "--out", str(out)])
     assert r.exit_code == 1, r.output
-    page = out / "no_uaf-reclaim-semi_rcu_table_free.html"
+    page = out / "no_uaf-reclaim-semi_rcu_fallback.html"
     assert f"wrote {page}" in r.stdout
-    result = assert_violated(NO_UAF, variants=["semi_rcu_table_free"], check="never use-after-free", steps=16)
+    result = assert_violated(NO_UAF, variants=["semi_rcu_fallback"], check="never use-after-free", steps=16)
     return result, page
 
 

@@ -12,8 +12,8 @@ from conftest import ROOT, edited_model
 PROPS = ["no_uaf", "no_lost_pte", "no_leak", "no_deadlock"]
 
 
-def run(prop, *variants, **settings):
-    return workflow.check(ROOT / "properties" / f"{prop}.py", variants=variants,
+def run(prop, *variants, without=(), **settings):
+    return workflow.check(ROOT / "properties" / f"{prop}.py", variants=variants, without=without,
                           settings={k: str(v) for k, v in settings.items()})
 
 
@@ -30,8 +30,8 @@ def test_mainline_holds_in_both_lock_configurations(prop, split, states):
     assert r.deadlocks == 0
 
 
-def test_semi_rcu_table_free_frees_under_a_walker():
-    r = assert_violated(ROOT / "properties" / "no_uaf.py", variants=["semi_rcu_table_free"],
+def test_semi_rcu_fallback_frees_under_a_walker():
+    r = assert_violated(ROOT / "properties" / "no_uaf.py", variants=["semi_rcu_fallback"],
                         check="never use-after-free", steps=16)
     steps = [(st.thread, st.step) for st in r.trace]
     # The batch page allocation failed ...
@@ -54,11 +54,11 @@ def test_semi_rcu_table_free_frees_under_a_walker():
 @pytest.mark.parametrize("split", [True, False])
 def test_semi_rcu_is_only_a_use_after_free(split):
     for prop in ("no_lost_pte", "no_leak", "no_deadlock"):
-        assert run(prop, "semi_rcu_table_free", split_ptlocks=split).verdict == "holds"
+        assert run(prop, "semi_rcu_fallback", split_ptlocks=split).verdict == "holds"
 
 
-def test_no_pmd_same_recheck_writes_into_an_unlinked_table():
-    r = run("no_lost_pte", "no_pmd_same_recheck")
+def test_without_pmd_same_recheck_writes_into_an_unlinked_table():
+    r = run("no_lost_pte", without=["pmd_same_recheck"])
     assert r.verdict == "violated"
     assert r.violation.check == "never pte-in-unlinked-table"
     last = r.trace[-1]
@@ -71,7 +71,7 @@ def test_no_pmd_same_recheck_writes_into_an_unlinked_table():
     locked = max(i for i, (t, s) in enumerate(steps) if t == "fault" and s == "map_spin_lock")
     assert read < unlinked < locked
     # RCU kept the table's memory alive: this is a lost mapping, not a use-after-free.
-    assert run("no_uaf", "no_pmd_same_recheck").verdict == "holds"
+    assert run("no_uaf", without=["pmd_same_recheck"]).verdict == "holds"
 
 
 def test_ptl_equal_pml_takes_the_slow_path():
@@ -96,7 +96,7 @@ GUP_ONLY = dict(gup_fast=1, walkers=0, readers=0, faults=0)
 def test_semi_rcu_ipi_does_wait_for_gup_fast():
     """The IPI is held off by a CPU with IRQs disabled: GUP-fast alone is safe under the old
     semi-RCU free, which is why the bug only appeared with rcu_read_lock() walkers."""
-    r = run("no_uaf", "semi_rcu_table_free", **GUP_ONLY)
+    r = run("no_uaf", "semi_rcu_fallback", **GUP_ONLY)
     # 486 before: an IPI TLB flush now also waits for the IRQs-off GUP-fast (tlb_flush=ipi)
     assert (r.verdict, r.states) == ("holds", 333)
 
@@ -104,7 +104,7 @@ def test_semi_rcu_ipi_does_wait_for_gup_fast():
 def test_gup_fast_is_an_rcu_reader_in_mainline():
     r = run("no_uaf", **GUP_ONLY)
     assert r.verdict == "holds" and r.states > 0
-    ipi_free = run("no_uaf", "semi_rcu_table_free", **{**GUP_ONLY, "faults": 1})
+    ipi_free = run("no_uaf", "semi_rcu_fallback", **{**GUP_ONLY, "faults": 1})
     assert ipi_free.verdict == "violated"  # the fault's rw_nolock walk is an RCU reader
     assert ipi_free.trace[-1].thread == "fault"
 
@@ -112,7 +112,7 @@ def test_gup_fast_is_an_rcu_reader_in_mainline():
 def test_counterexample_steps_show_what_they_read():
     """Reads that change nothing are shown (the pmd a walker saw); primitives' bookkeeping
     (RCU grace periods, generations) is not."""
-    r = run("no_lost_pte", "no_pmd_same_recheck")
+    r = run("no_lost_pte", without=["pmd_same_recheck"])
     fault_reads = [st.reads for st in r.trace if st.thread == "fault"]
     assert {"pmd": "pt0"} in fault_reads
     assert any(reads.get("pt0.e0") == "none" for reads in fault_reads)

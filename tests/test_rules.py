@@ -1,11 +1,13 @@
 """Every rule model of tests/rules/ gives exactly its expected outcome: verdict, violated
-check, counterexample length and state count. Each model pins down one rule of the explorer
-or of a kernel primitive; bench/mutation.py also runs them as its verdict corpus."""
+check, counterexample length, state count and depth, on the reference interpreter and on the
+compiled system alike. Each model pins down one rule of the explorer or of a kernel primitive;
+bench/mutation.py also runs them, on both engines, as its verdict corpus."""
 from __future__ import annotations
 
 import pytest
 
 from rules import CASES
+from rules.case import ENGINES
 
 
 def test_case_names_are_unique():
@@ -13,17 +15,7 @@ def test_case_names_are_unique():
     assert len(names) == len(set(names))
 
 
+@pytest.mark.parametrize("engine", list(ENGINES))
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_rule(case):
-    r = case.run()
-    outcome = (r.verdict, r.violation.check if r.violation else None, len(r.trace), r.states, r.depth)
-    assert outcome == (case.verdict, case.check, case.steps, case.states, case.depth), case.rule
-
-
-@pytest.mark.xfail(strict=True, reason="kernel/mmu_gather.py keeps one batch rcu_head per thread: a second "
-                                       "batch handed to RCU before the first's grace period is a false "
-                                       "double-call-rcu (see rules/gather.py SECOND_BATCH)")
-def test_second_batch_in_flight_is_not_a_double_call_rcu():
-    from rules.gather import SECOND_BATCH
-    r = SECOND_BATCH.run()
-    assert r.verdict == "holds", r.violation
+def test_rule(case, engine):
+    assert case.outcome(engine=engine) == case.expected, case.rule

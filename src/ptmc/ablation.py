@@ -1,32 +1,17 @@
 """Which guard protects what (``ptmc ablate``): every guard of a model switched off in turn (or
-in pairs), every property checked, in every configuration asked for.
-
-Each run is a whole, independent ``ptmc check`` (a fresh model and exploration: nothing of the
-run with the guard on is reused), so the runs go to a pool of worker processes, one per core;
-a progress line is printed as each finishes and the table comes out in a fixed order whatever
-finishes first.
+in pairs), every property checked, in every configuration asked for. Each run is a whole,
+independent check (nothing of the run with the guard on is reused), done in parallel by
+``batch``; the table comes out in a fixed order whatever finishes first.
 """
 from __future__ import annotations
 
 import itertools
-import os
-import signal
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 
 from . import workflow
+from .batch import Run, run_all
 from .errors import PtmcError
 from .properties import load_property
-from .result import Result
-
-
-@dataclass(frozen=True)
-class Run:
-    """One check: a property, a configuration (``--set`` values) and the guards switched off."""
-    property_file: str
-    model_path: str | None
-    settings: tuple  # ((name, value), ...)
-    without: tuple
 
 
 @dataclass
@@ -41,31 +26,30 @@ class Ablation:
 
 
 def plan(property_files, *, model_path=None, settings=None, sweep=(), pairs=False) -> tuple[Ablation, list]:
-    """The ablation of the guards of the properties' model, and the runs it takes."""
+    """The ablation of the guards of the properties' model, and the runs it takes (each with
+    its place in the table)."""
     if not property_files:
         raise PtmcError("ablate needs at least one property file")
     props = [load_property(p) for p in property_files]
     models = {model_path or p.model_path for p in props}
     if len(models) != 1 or None in models or "" in models:
         raise PtmcError("the properties of one ablation must check one model (give --model)")
-    model_file = models.pop()
-    cls = workflow.load_model_class(model_file)
-    base = dict(settings or {})
-    configurations = _configurations(cls, base, sweep)
+    cls = workflow.load_model_class(models.pop())
+    configurations = configurations_of(cls, dict(settings or {}), sweep)
     guards = cls({**props[0].params, **configurations[0]}).guards()
     if not guards:
         raise PtmcError(f"model {cls.name} declares no guards (Guard): nothing to ablate")
-    names = list(guards)
-    rows = [()] + [(g,) for g in names]
+    rows = [()] + [(g,) for g in guards]
     if pairs:
-        rows += list(itertools.combinations(names, 2))
+        rows += list(itertools.combinations(guards, 2))
     ablation = Ablation(cls.name, [p.name for p in props], configurations, guards, rows)
-    runs = [Run(str(p.path), model_path, tuple(config.items()), row)
-            for row in rows for p in props for config in configurations]
+    runs = [((r, p, c), Run(str(prop.path), model_path, tuple(config.items()), without=row))
+            for r, row in enumerate(rows) for p, prop in enumerate(props)
+            for c, config in enumerate(configurations)]
     return ablation, runs
 
 
-def _configurations(cls, base: dict, sweep) -> list[dict]:
+def configurations_of(cls, base: dict, sweep) -> list[dict]:
     """``base`` with every combination of the values of the swept parameters (bools: both;
     parameters with choices: each)."""
     params = cls.params()
@@ -85,45 +69,17 @@ def _configurations(cls, base: dict, sweep) -> list[dict]:
 
 
 def run(ablation: Ablation, runs: list, *, jobs: int | None = None, progress=None, out_dir=None) -> Ablation:
-    """Do the runs in parallel; record each result under its place in the table; write the
-    counterexample of each violation to ``out_dir``. Ctrl-C stops it with what finished."""
-    where = {}
-    for r in runs:
-        row = ablation.rows.index(r.without)
-        prop = next(i for i, name in enumerate(ablation.properties) if r.property_file.endswith(f"{name}.py"))
-        where[r] = (row, prop, ablation.configurations.index(dict(r.settings)))
-    jobs = jobs or os.cpu_count() or 1
-    pool = ProcessPoolExecutor(max_workers=min(jobs, len(runs)), initializer=_ignore_sigint)
-    pending = {pool.submit(_check, r): r for r in runs}
-    done_count = 0
-    try:
-        while pending:
-            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for future in sorted(finished, key=lambda f: runs.index(pending[f])):
-                r = pending.pop(future)
-                result = future.result()
-                ablation.results[where[r]] = result
-                done_count += 1
-                if out_dir is not None and result.violation and result.trace:
-                    workflow.write_counterexample(result, out_dir, dict(r.settings))
-                if progress:
-                    progress(done_count, len(runs), r, result)
-    except KeyboardInterrupt:
-        ablation.interrupted = f"interrupted after {done_count} of {len(runs)} runs"
-        for future in pending:
-            future.cancel()
-    finally:
-        pool.shutdown(wait=not ablation.interrupted, cancel_futures=True)
+    """Do the runs; record each result in its cell; write each violation's counterexample to
+    ``out_dir`` as any check does."""
+    places = [place for place, _ in runs]
+
+    def write(r, result):
+        if out_dir is not None and result.violation and result.trace:
+            workflow.write_counterexample(result, out_dir, dict(r.settings))
+    results, ablation.interrupted = run_all([r for _, r in runs], jobs=jobs, progress=progress,
+                                            on_result=write)
+    ablation.results = {place: res for place, res in zip(places, results) if res is not None}
     return ablation
-
-
-def _ignore_sigint() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops the pool on Ctrl-C
-
-
-def _check(r: Run) -> Result:
-    return workflow.check(r.property_file, model_path=r.model_path, settings=dict(r.settings),
-                          without=r.without)
 
 
 def finding(ablation: Ablation, row: tuple) -> str:
@@ -148,7 +104,7 @@ def finding(ablation: Ablation, row: tuple) -> str:
                    "; either an actor that needs it is missing, or the check is redundant")
 
 
-def cell(ablation, row, p, c) -> tuple[str, Result | None]:
+def cell(ablation, row, p, c) -> tuple:
     result = ablation.results.get((ablation.rows.index(row), p, c))
     return (result.verdict if result else "not run"), result
 

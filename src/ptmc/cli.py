@@ -11,11 +11,13 @@ from pathlib import Path
 
 import click
 
-from . import ablation, docgen, limits, workflow
+from . import ablation, docgen, limits, regress, workflow
+from . import matrix as configuration_matrix
 from .errors import PtmcError, from_user_code
 from .model import load_model_class
 from .render import ablation as render_ablation
 from .render import events as render_events
+from .render import matrix as render_matrix
 from .render import html as render_html
 from .render import json as render_json
 from .render import progress as render_progress
@@ -229,6 +231,32 @@ def ablate(ctx, property_files, model_path, settings, sweep, pairs, jobs, out_di
     ctx.exit(3 if incomplete else 0)
 
 
+@main.command()
+@click.argument("property_files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--model", "model_path", type=click.Path(dir_okay=False), help="Model file (default: the properties').")
+@click.option("--set", "settings", multiple=True, metavar="NAME=VALUE", help="Set a model parameter (repeatable).")
+@click.option("--variant", "variants", multiple=True, metavar="NAME", help="Also check this variant (repeatable).")
+@click.option("--without", "without", multiple=True, metavar="GUARD",
+              help="Also check with this guard switched off (repeatable).")
+@click.option("--jobs", type=click.IntRange(min=1), help="Runs at once (default: one per core).")
+@click.option("--json", "as_json", is_flag=True, help="Print the matrix as JSON.")
+@click.pass_context
+def matrix(ctx, property_files, model_path, settings, variants, without, jobs, as_json):
+    """Check PROPERTY_FILES in every kernel configuration Kconfig allows (and the variants and
+    guard ablations named)."""
+    plan, runs = configuration_matrix.plan(property_files, model_path=model_path,
+                                           settings=workflow.parse_settings(settings),
+                                           variants=variants, without=without)
+
+    def done(i, n, r, result):
+        click.echo(f"  [{i}/{n}] {result.property} {r.label()}: {result.verdict}, {result.states:,} states, "
+                   f"{result.seconds:.1f}s", err=True)
+    configuration_matrix.run(plan, runs, jobs=jobs, progress=done)
+    click.echo((render_matrix.render_json if as_json else render_matrix.render)(plan), nl=False)
+    incomplete = plan.interrupted or any(r.verdict == "inconclusive" for r in plan.results.values())
+    ctx.exit(3 if incomplete else 0)
+
+
 @main.command(name="list")
 @click.argument("file", required=False, type=click.Path(dir_okay=False))
 @click.option("--verdicts", is_flag=True,
@@ -237,11 +265,10 @@ def ablate(ctx, property_files, model_path, settings, sweep, pairs, jobs, out_di
 def list_(ctx, file, verdicts):
     """List models and properties, or the parameters, variants and checks of FILE."""
     if verdicts:
-        def done(r):
-            click.echo(f"  {r.property} on {r.model} {','.join(r.variants)} "
-                       f"{r.params.get('split_ptlocks', '')}: {r.verdict}, {r.states} states, "
-                       f"{r.seconds:.1f}s", err=True)
-        results, stopped = workflow.verdict_matrix(Path.cwd(), progress=done)
+        def done(i, n, run, r):
+            click.echo(f"  [{i}/{n}] {r.property} on {r.model} {run.label()}: {r.verdict}, "
+                       f"{r.states:,} states, {r.seconds:.1f}s", err=True)
+        results, stopped = configuration_matrix.verdict_table(Path.cwd(), progress=done)
         if results:
             click.echo(render_table.render(results), nl=False)
         if stopped:
@@ -249,6 +276,25 @@ def list_(ctx, file, verdicts):
             ctx.exit(3)
         return
     click.echo(workflow.describe(Path(file)) if file else workflow.catalogue(Path.cwd()), nl=False)
+
+
+@main.command(name="regress")
+@click.argument("corpus_dir", required=False, default="corpus", type=click.Path(file_okay=False))
+@click.pass_context
+def regress_(ctx, corpus_dir):
+    """Run the known-bug corpus (CORPUS_DIR, default corpus/): one row per entry; exit 0 only if every entry matches."""
+    entries = regress.load(corpus_dir)
+
+    def done(row):
+        click.echo(f"  {row.entry.name}: {row.result.verdict}, {row.result.states:,} states, "
+                   f"{row.seconds:.1f}s{'' if row.ok else ' MISMATCH'}", err=True)
+    rows, stopped = regress.run(entries, done=done)
+    if rows:
+        click.echo(regress.render(rows), nl=False)
+    if stopped:
+        click.echo(f"inconclusive: {stopped}")
+        ctx.exit(3)
+    ctx.exit(0 if all(row.ok for row in rows) else 1)
 
 
 @main.command()

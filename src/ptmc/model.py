@@ -313,6 +313,12 @@ class Model:
         """``reachable`` checks every run of this model (with these parameters) must satisfy."""
         return []
 
+    def context(self, layout, state: tuple, pages) -> list[str]:
+        """What the design tracks about the PTE ``pages`` a trace step touched, shown with the
+        step: the counters, when the model declares ``counters`` (see ptmc.smt)."""
+        counters = getattr(self, "counters", None)
+        return counters.describe(layout, self, state, pages) if counters is not None else []
+
     def observers(self, system) -> list:
         """Per-transition checks the explorer runs for this model: the z3 effect link when the
         model declares ``counters`` (see ptmc.smt)."""

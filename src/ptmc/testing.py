@@ -6,7 +6,7 @@
         assert_holds("properties/no_uaf.py", zaps=2)
 
     def test_semi_rcu_free_is_the_k1_bug():
-        assert_violated("properties/no_uaf.py", variants=["semi_rcu_table_free"],
+        assert_violated("properties/no_uaf.py", variants=["semi_rcu_fallback"],
                         check="never use-after-free", steps=16)
 
 Keyword arguments are the model's parameters (``--set``), except ``model``, ``variants`` and

@@ -134,37 +134,6 @@ def _combine(a: str, b: str) -> str:
     return INCONCLUSIVE if INCONCLUSIVE in (a, b) else HOLDS
 
 
-def verdict_matrix(root: Path, progress=None) -> tuple[list[Result], str]:
-    """Every property against each model it applies to: no variant and each variant, in both
-    lock configurations where the model has the switch. Obligation-only files are skipped.
-    Stops at the first run that cannot finish (Ctrl-C, SIGTERM, the memory limit): returns the
-    results finished so far and why the table is incomplete ("" when it is complete)."""
-    results = []
-    limit = MemoryLimit()
-    try:
-        for prop_file in sorted((root / "properties").glob("*.py")):
-            prop = load_property(prop_file)
-            if not prop.checks:
-                continue
-            for model_path in [prop.model_path, *prop.also_models]:
-                cls = load_model_class(model_path)
-                configs = [{}, {"split_ptlocks": False}] if "split_ptlocks" in cls.params() else [{}]
-                for variants in [[], *([v] for v in cls.variants())]:
-                    for config in configs:
-                        model = cls({**prop.params, **config}, [*prop.variants, *variants])
-                        r = check_model(model, prop.checks, property_name=prop.name, limit=limit)
-                        if r.verdict == INCONCLUSIVE:
-                            run = " ".join([f"{prop.name} on {model.name}", *model.variant_names,
-                                            *(f"{k}={v}" for k, v in config.items())])
-                            return results, f"the table stops after {len(results)} runs, at {run}: {r.reason}"
-                        results.append(r)
-                        if progress:
-                            progress(r)
-    except KeyboardInterrupt as e:
-        return results, f"the table stops after {len(results)} runs: interrupted {e}".rstrip()
-    return results, ""
-
-
 def write_counterexample(result: Result, out_dir, settings=None,
                          source_url: str = render_html.DEFAULT_SOURCE_URL) -> list[Path]:
     """The violation as text diagram, DOT, SVG (when graphviz's dot is installed), JSON and an

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from ptmc import DONE, Thread, step
 from ptmc.kernel.atomic import atomic_add, atomic_inc_not_zero, atomic_read, atomic_sub_and_test
-from ptmc.kernel.pgtable import (HUGE, ZERO_PAGE, PageTables, allocated_pages, linked_entries, mm_dec_nr_ptes,
-                                 pmd_lockptr,
-                                 mm_inc_nr_ptes, pmd_clear, pmd_none, pmd_populate, pmd_same, pmd_table,
-                                 present, pt, pte_alloc_one, pte_clear, pte_free, pte_lockptr, pte_none,
+from ptmc.kernel.pgtable import (PageTables, allocated_pages, huge_pmd, linked_entries, mm_dec_nr_ptes,
+                                 mm_inc_nr_ptes, pmd_clear, pmd_lockptr, pmd_none, pmd_populate, pmd_same,
+                                 pmd_table, pt, pte_alloc_one, pte_clear, pte_free, pte_lockptr,
                                  pte_offset_map, pte_offset_map_nolock, ptep_get, set_pte_at)
+from ptmc.kernel.pte import ZERO_PAGE, present, pte_none
 from ptmc.kernel.rcu import RcuCallbacks, call_rcu, rcu_init, rcu_read_unlock, synchronize_rcu, synchronize_rcu_wait
 from ptmc.kernel.spinlock import spin_lock, spin_unlock
 from ptmc.kernel.tlb import flush_tlb_mm_range
@@ -17,13 +17,14 @@ from ptmc.properties import at_end, deadlock_free, invariant, never
 from .case import Case, model
 
 
-def tables(pages=2, entries=1, split=True, mapped=True, refcount=0, rcu=False, second=False):
+def tables(pages=2, entries=1, mapped=True, refcount=0, rcu=False, second=False):
     """A pmd linking pt0 (its e0 mapping data page 1 when ``mapped``), ``pages`` pages in all.
-    ``second``: pt0 is allocated but unused and the pmd links pt1 (page index != generation)."""
+    ``second``: pt0 is allocated but unused and the pmd links pt1 (page index != generation).
+    The ptlocks follow the model's configuration (``model(..., split_ptlocks=False)``)."""
     def init(mem):
         if rcu:
             rcu_init(mem)
-        PageTables(mem, pages=pages, entries=entries, fields={"count": refcount}, split_ptlocks=split)
+        PageTables(mem, pages=pages, entries=entries, fields={"count": refcount})
         table = pte_alloc_one(mem)
         if second:
             mem.spare = table
@@ -176,7 +177,7 @@ class Mapper(Thread):
 
 
 class HugeMapper(Mapper):
-    value = HUGE
+    value = huge_pmd(1)
 
 
 def map_not_a_table(kind, check):
@@ -214,6 +215,7 @@ class Unlinker(Thread):
     empty = True
     flush = True
     entry = None
+    zero_page_is_lost = True  # pmd_clear()'s default: every non-none entry is lost with the table
 
     @step("mm/memory.c:zap_pte_range")
     def zap(self, s):
@@ -223,7 +225,7 @@ class Unlinker(Thread):
 
     @step("mm/pt_reclaim.c:reclaim_pt_if_empty")
     def unlink(self, s):
-        self.old = pmd_clear(s)
+        self.old = pmd_clear(s, zero_page_is_lost=self.zero_page_is_lost)
 
     @step("arch/x86/mm/tlb.c:flush_tlb_mm_range")
     def flush_tlb(self, s):
@@ -254,6 +256,13 @@ class Mapped(Unlinker):
 
 
 class ZeroPage(Unlinker):
+    """A design that frees tables of zero-page entries on purpose (a refault maps it again)."""
+
+    entry = present(ZERO_PAGE)
+    zero_page_is_lost = False
+
+
+class ZeroPageLost(Unlinker):
     entry = present(ZERO_PAGE)
 
 
@@ -296,14 +305,14 @@ class Locker(Thread):
 
     @step("x.c:lock")
     def lock(self, s):
-        s.lock = "pml" if self.use_pml else pte_lockptr(s, s.pmd)
+        s.lock = pmd_lockptr(s) if self.use_pml else pte_lockptr(s, s.pmd)
         spin_lock(s, s.lock)
         s.inside += 1
 
     @step("x.c:unlock")
     def unlock(self, s):
         s.inside -= 1
-        spin_unlock(s, "pml" if self.use_pml else pte_lockptr(s, s.pmd))
+        spin_unlock(s, pmd_lockptr(s) if self.use_pml else pte_lockptr(s, s.pmd))
 
 
 class PmlLocker(Locker):
@@ -312,10 +321,10 @@ class PmlLocker(Locker):
 
 def ptl_vs_pml(split):
     def init(m):
-        tables(split=split)(m)
+        tables()(m)
         m.inside = 0
         m.lock = None
-    return (model(init, lambda: [Locker("ptl"), PmlLocker("pml")]),
+    return (model(init, lambda: [Locker("ptl"), PmlLocker("pml")], split_ptlocks=split),
             [invariant(lambda s: s.inside <= 1), never("self-deadlock"), never("bad-unlock")])
 
 
@@ -401,7 +410,7 @@ class Counter(Thread):
         mm_inc_nr_ptes(s)
         mm_inc_nr_ptes(s)
         mm_dec_nr_ptes(s)
-        s.seen = (pmd_none(None), pmd_none(s.pmd), pmd_table(s.pmd), pmd_table(HUGE), pte_none(None),
+        s.seen = (pmd_none(None), pmd_none(s.pmd), pmd_table(s.pmd), pmd_table(huge_pmd(1)), pte_none(None),
                   pte_none(present(1)), pmd_same(pt(0, 0), pt(0, 1)), pmd_same(pt(0, 0), None),
                   tuple(linked_entries(s)), pmd_lockptr(s))
         pte_clear(s, s.pmd, 0)
@@ -523,8 +532,12 @@ CASES = [
          "violated", "never use-after-free", 4, 4, depth=4),
     Case("unlink a mapped table", "pgtable.pmd_clear: unlink-mapped-table", lambda: unlink(Mapped),
          "violated", "never unlink-mapped-table", 2, 2, depth=2),
-    Case("unlink a zero-page table", "pgtable.pmd_clear: the zero page is not lost", lambda: unlink(ZeroPage),
-         "holds", None, 0, 5, depth=4),
+    # The rework made the zero page lost by default (pte.pte_maps_something): only a design
+    # that says so (zero_page_is_lost=False, the 2022 RFC) may unlink a zero-page entry.
+    Case("unlink a zero-page table", "pgtable.pmd_clear(zero_page_is_lost=False): the zero page is not lost",
+         lambda: unlink(ZeroPage), "holds", None, 0, 5, depth=4),
+    Case("unlink a zero-page table by default", "pte.pte_maps_something: the zero page is lost by default",
+         lambda: unlink(ZeroPageLost), "violated", "never unlink-mapped-table", 2, 2, depth=2),
     Case("free pt1 before the TLB flush", "pgtable.pte_free: the stale-TLB check by page index",
          lambda: unlink(NoFlush, second=True), "violated", "never use-after-free", 4, 4, depth=4),
     Case("unlink a mapped pt1", "pgtable.pmd_clear: the unlinked page's own entries",

@@ -195,9 +195,10 @@ class System:
         known without the after state; else None (here: never known)."""
         return None
 
-    def view(self, state: tuple) -> Mem:
-        """Read-only use of a state by properties (invariants see shared cells by name)."""
-        return self._mem(list(state), None)
+    def view(self, state: tuple, tid: int | None = None) -> Mem:
+        """Read-only use of a state by properties (invariants see shared cells by name), or as
+        thread ``tid`` sees it (for the context of its step)."""
+        return self._mem(list(state), tid)
 
 
 def _next_script(made) -> tuple | None:

@@ -1,6 +1,7 @@
 """Traces: the path to a violation, replayed from the store into readable steps."""
 from __future__ import annotations
 
+from ..kernel.context import pages_named, step_context
 from ..result import TraceStep
 from ..state import identical, show
 from .system import System, Transition
@@ -39,8 +40,28 @@ def _step(system: System, tr: Transition, before: tuple, after: tuple) -> TraceS
                for slot in tr.touched if before[slot] == after[slot] and slot not in layout.quiet},
         events=list(tr.events),
         state={name: layout.show_slot(slot, value) for slot, (name, value) in enumerate(zip(layout.names, after))},
+        context=_context(system, tr, before, after),
         source=step_source(info.fn),
     )
+
+
+def _context(system: System, tr: Transition, before: tuple, after: tuple) -> list[str]:
+    pages = _pages(system, tr, before, after)
+    return (step_context(system.view(before, tr.tid), system.view(after, tr.tid), tr.tid, pages)
+            + system.model.context(system.layout, after, pages))
+
+
+def _pages(system: System, tr: Transition, before: tuple, after: tuple) -> set[int]:
+    """The PTE pages a step touched (a cell inside one) or named in what it changed."""
+    tables = system.layout.objects.get("pgtables")
+    if tables is None:
+        return set()
+    size = len(tables.offset)
+    pages = {page for slot in tr.touched for page, base in enumerate(tables.base) if base <= slot < base + size}
+    for slot, (a, b) in enumerate(zip(before, after)):
+        if not identical(a, b):
+            pages |= pages_named(a) | pages_named(b)
+    return pages
 
 
 def step_source(fn) -> tuple[str, int] | None:

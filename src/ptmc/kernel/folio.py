@@ -20,6 +20,7 @@ from .sched import might_sleep
 from .spinlock import show_holder
 
 FIELDS = ("mapcount", "refcount", "pincount", "lock", "discarded")
+FOLIO_LOCK = "folio_lock"  # the tag of every folio lock cell
 GUP_PIN_COUNTING_BIAS = 1024  # include/linux/mm.h: a pin of a small folio, counted in _refcount
 
 
@@ -54,7 +55,9 @@ def declare_folio(mem, page: int, nr: int = 1, *, anon: bool = True, fields=("ma
     for name in fields:
         default = {"lock": None, "discarded": False}.get(name, 0)
         mem.layout.cell(folio.field(name), initial.get(name, default), owner=("pages", page, nr),
-                        shown=show_holder if name == "lock" else None, holds=holds_thread if name == "lock" else None)
+                        shown=show_holder if name == "lock" else None,
+                        tag=FOLIO_LOCK if name == "lock" else None,
+                        holds=holds_thread if name == "lock" else None)
     return folio
 
 

@@ -11,6 +11,14 @@ covers the range this gather collected, nothing else. mm->tlb_flush_pending coun
 gathers: a gather that finds another one active when it finishes (mm_tlb_flush_nested()) flushes
 everything, as its range may not cover what the other left stale.
 
+Batch pages (struct mmu_table_batch) come from a small pool per gather, each with its own
+rcu_head (``<owner>.tlb_batch_rcu``, ``<owner>.tlb_batch1_rcu``, ...): tlb_remove_table()
+allocates one when tlb->batch is NULL, tlb_table_flush() hands it to call_rcu()
+(tlb_remove_table_free()) and sets tlb->batch = NULL, so the next tlb_remove_table() of the
+same zap allocates another while the first may still wait for its grace period; the callback
+(tlb_remove_table_rcu() -> __tlb_remove_table_free()) frees its tables and the page. A page is
+free while its rcu_head is idle and it is not tlb->batch.
+
 When the batch page cannot be allocated (``__get_free_page(GFP_NOWAIT)`` fails), the table is
 flushed from the TLB and handed to ``tlb_remove_table_one()``: ``call_rcu`` on the table's own
 ``pt_rcu_head`` with PT_RECLAIM (v6.14), or, without it, the "semi-RCU" IPI to all CPUs followed
@@ -21,22 +29,45 @@ page's rcu_head and mm->tlb_flush_pending. Its bookkeeping runs inside the calle
 (pte_free_tlb() is local until it needs memory); the flushes and frees are steps, called as
 procedures: ``self.tlb_finish_mmu(then=DONE)``, ``self.tlb_flush_mmu(then=...)``.
 """
+from ..errors import ModelError
 from ..model import DONE, Procedure, step
 from .config import config
 from .irq import irq_init, smp_call_function_wait
 from .pgtable import address, ptrs_per_pte, pte_free
-from .rcu import call_rcu, rcu_head_cell
+from ..model import Guard
+from .rcu import RCU_GRACE_PERIOD, call_rcu, rcu_head_cell
 from .tlb import flush_tlb_mm_range
 
 
-def mmu_gather_init(mem, owners) -> None:
-    """Declare mm->tlb_flush_pending and the batch pages' rcu_heads of the gathers of threads
-    named ``owners``."""
+def mmu_gather_init(mem, owners, batch_pages: int = 1) -> None:
+    """Declare mm->tlb_flush_pending and, for the gather of each thread named in ``owners``,
+    ``batch_pages`` batch pages with their rcu_heads: as many as one zap may have waiting for
+    a grace period at once (one per tlb_table_flush() before the first callback ran)."""
     irq_init(mem.layout)
     if "tlb_flush_pending" not in mem.layout.index:
         mem.layout.cell("tlb_flush_pending", 0, quiet=True)
+    pools = mem.layout.objects.setdefault("tlb_batch_pages", {})
     for name in owners:
-        rcu_head_cell(mem, f"{name}.tlb_batch_rcu", owner=name)
+        pools[name] = batch_pages
+        for page in range(batch_pages):
+            rcu_head_cell(mem, tlb_batch_rcu_head(name, page), owner=name)
+
+
+def tlb_batch_rcu_head(owner: str, page: int) -> str:
+    """The rcu_head of batch page ``page`` of ``owner``'s gather (struct mmu_table_batch.rcu)."""
+    return f"{owner}.tlb_batch_rcu" if page == 0 else f"{owner}.tlb_batch{page}_rcu"
+
+
+def tlb_batch_alloc(s, owner: str) -> int:
+    """tlb_remove_table(): __get_free_page() for tlb->batch, which is NULL: the lowest batch
+    page of the gather's pool whose rcu_head is idle (its callback freed it, or it was never
+    used). A pool too small for the run is a model error, as running out of PTE pages is."""
+    pages = s.layout.objects["tlb_batch_pages"][owner]
+    for page in range(pages):
+        if s.load(tlb_batch_rcu_head(owner, page)) is None:
+            return page
+    raise ModelError(f"{s.actor}: all {pages} batch pages of its mmu_gather wait for their grace period: "
+                     f"declare more (mmu_gather_init(mem, owners, batch_pages={pages + 1}))")
 
 
 def tlb_remove_table_one_rcu(s, table) -> None:
@@ -45,7 +76,8 @@ def tlb_remove_table_one_rcu(s, table) -> None:
 
 
 def tlb_remove_table_rcu(s, tables) -> None:
-    """tlb_remove_table_rcu() -> __tlb_remove_table_free(): every table of the batch."""
+    """tlb_remove_table_rcu() -> __tlb_remove_table_free(): every table of the batch, then
+    free_page() of the batch page (its rcu_head, idle again, is all that marks it in use)."""
     for table in tables:
         pte_free(s, table)
 
@@ -60,7 +92,7 @@ class TlbFlushMmu(Procedure):
     after checking mm_tlb_flush_nested(), and dec_tlb_flush_pending() last). ``tlb_finish`` is
     the argument that says which."""
 
-    tlb_batch: tuple = None  # tlb->batch: tables awaiting flush and grace period, or no batch page
+    tlb_batch: tuple = None  # tlb->batch: (batch page, its tables awaiting flush and grace period), or None
     tlb_pages: tuple = ()  # tables in the page batch (no RCU table free): freed right after the flush
     tlb_range: tuple = None  # (start, end) of the translations to flush, or None: nothing gathered
     tlb_freed_tables: bool = False  # tlb->freed_tables: the flush must drop cached table walks
@@ -68,9 +100,17 @@ class TlbFlushMmu(Procedure):
     tlb_finish: bool = False  # argument: this is tlb_finish_mmu()
     tlb_active: bool = False  # between tlb_gather_mmu() and the end of tlb_finish_mmu()
 
+    gather_tlb_flush = Guard(
+        "tlb_flush_mmu_tlbonly() before the tables are freed or handed to call_rcu(): no CPU may keep a "
+        "translation or a cached table walk through what was unmapped (invariant H)",
+        without="free (or queue) what was gathered without flushing the TLB")
+    rcu_grace_period = RCU_GRACE_PERIOD
+
     def _tlb_flush(self, s) -> None:
         """tlb_flush_mmu_tlbonly(): flush what was gathered (if anything), reset the range."""
-        if self.tlb_fullmm:
+        if not self.gather_tlb_flush:
+            pass
+        elif self.tlb_fullmm:
             flush_tlb_mm_range(s, freed_tables=True)  # TLB_FLUSH_ALL
         elif self.tlb_range is not None:
             flush_tlb_mm_range(s, *self.tlb_range, freed_tables=self.tlb_freed_tables)
@@ -109,7 +149,8 @@ class TlbFlushMmu(Procedure):
     @step("mm/mmu_gather.c:tlb_table_flush")
     def tlb_table_flush(self, s):
         # tlb_table_invalidate() found nothing left to flush: tlb_flush_mmu_tlbonly() ran first.
-        call_rcu(s, f"{self.name}.tlb_batch_rcu", tlb_remove_table_rcu, self.tlb_batch)
+        page, tables = self.tlb_batch
+        call_rcu(s, tlb_batch_rcu_head(self.name, page), tlb_remove_table_rcu, tables)
         self.tlb_batch = None
         return "tlb_batch_pages_flush" if self.tlb_pages else self._tlb_return(s)
 
@@ -136,6 +177,12 @@ class TlbRemoveTableOne(TlbFlushMmu):
 
     table_free_fallback = None
 
+    semi_rcu_ipi = Guard(
+        "tlb_remove_table_sync_one(): the semi-RCU fallback frees the table right after an IPI to every "
+        "CPU, which waits for the IRQs-off GUP-fast walkers (and only for them)",
+        without="free the table at once, without the IPI",
+        against="GUP-fast with the semi-RCU fallback (semi_rcu_fallback, or pt_reclaim=false)")
+
     def table_free_fallback_of(self, s) -> str:
         if self.table_free_fallback:
             return self.table_free_fallback
@@ -156,7 +203,8 @@ class TlbRemoveTableOne(TlbFlushMmu):
     @step("mm/mmu_gather.c:tlb_remove_table_sync_one")
     def tlb_remove_table_sync_one(self, s):
         # Semi-RCU: the IPI only waits for CPUs with IRQs disabled (GUP-fast).
-        smp_call_function_wait(s)
+        if self.semi_rcu_ipi:
+            smp_call_function_wait(s)
 
     @step("mm/mmu_gather.c:__tlb_remove_table")
     def tlb_remove_table_now(self, s):
@@ -221,11 +269,12 @@ class MmuGather(TlbRemoveTableOne):
         if not config(s).mmu_gather_rcu_table_free:
             self.tlb_pages += (table,)
             return _go(then)
-        if self.tlb_batch is None:
+        if self.tlb_batch is None:  # none yet, or tlb_table_flush() handed the last to call_rcu()
             if self.batch_alloc_can_fail and s.maybe("batch page allocation (GFP_NOWAIT) fails"):
                 return self.call(TlbRemoveTableOne, then=then, tlb_table=table)
-            self.tlb_batch = ()
-        self.tlb_batch += (table,)
+            self.tlb_batch = (tlb_batch_alloc(s, self.name), ())
+        page, tables = self.tlb_batch
+        self.tlb_batch = (page, tables + (table,))
         return _go(then)
 
     # --- the calls

@@ -32,7 +32,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 from ..errors import ModelError
-from ..model import Procedure, step
+from ..model import Guard, Procedure, step
 from ..state import OOPS, Stop, holds_thread
 from .irq import irq_init
 from .pte import ZERO_PAGE, Present, present, pte_maps_something, pte_none  # noqa: F401 (re-exported)
@@ -545,14 +545,18 @@ class PteOffsetMapLock(Procedure):
     caller holds ``ptl`` and is inside rcu_read_lock(): pte_unmap_unlock() ends both.
 
     Call it as ``self.call(PteOffsetMapLock, then=..., map_slot=slot)`` (``map_slot`` may be left
-    out in a one-slot model). ``pmd_same_recheck``: a thread constructed with False skips the
-    recheck (a broken variant, for showing what the recheck is for)."""
+    out in a one-slot model). The recheck is the guard ``pmd_same_recheck`` (``--without
+    pmd_same_recheck``: the code without it)."""
 
     pmdval: object = None  # the pmd value read locklessly
     ptl: object = None  # pte_lockptr(pmdval): the table's split lock, or mm->page_table_lock
     map_slot: str = None  # the pmd slot to map (None: the only one)
 
-    pmd_same_recheck = True  # configuration of the thread, not state
+    pmd_same_recheck = Guard(
+        "__pte_offset_map_lock(): between the lockless pmd read and taking the ptl the table may have "
+        "been unlinked (reclaim, retract) or replaced: only a table the pmd still links may be written (I2)",
+        without="return the table mapped from the lockless read, locked but unchecked",
+        against="a thread that unlinks a table under its ptl (zap reclaim, retract_page_tables())")
 
     def pte_offset_map_lock(self, slot=None, *, then):
         """The call by its kernel name: ``return self.pte_offset_map_lock(slot, then=...)``."""
@@ -603,20 +607,38 @@ class PmdInstall(Procedure):
     new: object = None  # the preallocated table (vmf->prealloc_pte, or __pte_alloc()'s)
     install_slot: str = None
 
+    pmd_install_lock = Guard(
+        "pmd_install(): the pml serialises every change of a pmd that is none (other faults' "
+        "pmd_install(), huge pmd installs, retract's and reclaim's clears under pml)",
+        without="recheck and populate the pmd without taking the pml",
+        against="a second fault, or a THP fault, installing into the same pmd")
+    pmd_install_recheck = Guard(
+        "pmd_install(): another thread may have installed a table or a huge pmd since the lockless "
+        "pmd_none() that sent this one to allocate",
+        without="populate the pmd with the new table unconditionally",
+        against="a second fault on the same pmd")
+
     def pmd_install(self, new, slot=None, *, then):
         """The call by its kernel name: ``return self.pmd_install(table, slot, then=...)``."""
         return self.call(PmdInstall, then=then, new=new, install_slot=slot)
 
     @step("mm/memory.c:pmd_install")
     def install_lock(self, s):
-        pmd_lock(s, self.install_slot)
+        if self.pmd_install_lock:
+            pmd_lock(s, self.install_slot)
+        elif self.pmd_install_recheck and not pmd_none(pmdp_get(s, self.install_slot)):
+            return self.ret(False)  # (without the lock: the recheck and the write are two steps)
 
     @step("mm/memory.c:pmd_install")
     def install(self, s):
-        if pmd_none(pmdp_get(s, self.install_slot)):  # recheck under pml: someone may have won
-            mm_inc_nr_ptes(s)
-            pmd_populate(s, self.new, self.install_slot)  # after smp_wmb(): the table is visible
-            self.new = None
+        # recheck under pml: someone may have won
+        if self.pmd_install_lock and self.pmd_install_recheck and not pmd_none(pmdp_get(s, self.install_slot)):
+            return "install_unlock"
+        mm_inc_nr_ptes(s)
+        pmd_populate(s, self.new, self.install_slot)  # after smp_wmb(): the table is visible
+        self.new = None
+        if not self.pmd_install_lock:
+            return self.ret(True)
 
     @step("mm/memory.c:pmd_install")
     def install_unlock(self, s):

@@ -90,11 +90,12 @@ def _lanes(result: Result, trace, threads, explanation: str, source_url: str) ->
     out.append(f'<div class="card start" data-n="0" style="grid-column: 1 / span {cols}; grid-row: 2">'
                '<span class="num">0.</span> initial state</div>')
     for n, st in enumerate(trace, 1):
-        lines = step_lines(result, n, st)
+        lines = step_lines(result, n, st, context=False)
         _, fn_url = source_links(source_url, st.kernel_function)
         fn = st.kernel_function.rpartition(":")[2]
         sub = "" if st.step == fn else f' <span class="sub">[{_e(st.step)}]</span>'
         body = "".join(f'<div class="{_line_class(line)}">{_e(line.strip())}</div>' for line in lines[1:])
+        body += "".join(f'<div class="line ctx">{_e(line)}</div>' for line in st.context)
         bad = " bad" if any(k in result.checked_events for k, _ in st.events) else ""
         out.append(f'<div class="card{bad}" id="step-{n}" data-n="{n}" data-thread="{_e(st.thread)}" '
                    f'style="grid-column:{threads.index(st.thread) + 1}; grid-row:{n + 2}">'
@@ -248,6 +249,7 @@ main { display: flex; height: calc(100% - 64px); }
 .card .line { padding-left: 1.2em; text-indent: -0.6em; }
 .card .read { color: var(--muted); } .card .note { color: #8a6d00; }
 .card .event { color: var(--bad); font-weight: 700; }
+.card .ctx { color: #2b5797; font-size: 13px; }
 .card.bad { border-color: var(--bad); background: var(--badbg); }
 .card.future { opacity: .4; }
 .card.selected { border-color: var(--sel); box-shadow: 0 0 0 3px var(--sel); opacity: 1; }

@@ -9,8 +9,9 @@ from ..result import Result, TraceStep
 WIDTH = 34
 
 
-def step_lines(result: Result, n: int, st: TraceStep) -> list[str]:
-    """What a step did, as short lines: the kernel function, then what changed."""
+def step_lines(result: Result, n: int, st: TraceStep, context: bool = True) -> list[str]:
+    """What a step did, as short lines: the kernel function, then what changed, then (unless
+    ``context`` is false) its kernel context."""
     fn = st.kernel_function.rsplit(":", 1)[1]
     head = f"{n}. {fn}()" + ("" if st.step == fn else f" [{st.step}]")
     lines = [head]
@@ -38,6 +39,8 @@ def step_lines(result: Result, n: int, st: TraceStep) -> list[str]:
     for kind, _ in st.events:
         # Only what the property checks reads as the bug; other events are notes.
         lines.append(f"  !! {kind}" if kind in result.checked_events else f"  note: {kind}")
+    if context:
+        lines += [f"  {line}" for line in st.context]
     return lines
 
 

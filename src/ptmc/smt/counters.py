@@ -54,6 +54,13 @@ class Counters:
         """Every name an effect or invariant expression may use."""
         return {*self.page, *self.thread, *self.sums, *self.sizes, *type(model).variants()}
 
+    def describe(self, layout, model, state: tuple, pages) -> list[str]:
+        """The counters of ``pages`` in ``state``, for the context of a trace step
+        (``pt0: refcount=2 entries=1 visitors=1``)."""
+        m = meter(self, layout, model)
+        return [f"pt{k}: " + " ".join(f"{n}={v}" for n, v in m.measure_page(k, state)[1].items())
+                for k in sorted(pages) if state[m.pages[k][1]]]
+
     def observer(self, system):
         """The explorer's per-transition check that steps change these counters as declared."""
         from .link import Link  # link.py builds on this module
