@@ -116,10 +116,10 @@ def y_is_zero(s):
     return s.y == 0 or "y is not 0"
 
 
-CHECK_SETS = [[invariant(x_not_two)], [at_end(y_is_zero)], [deadlock_free()],
-              [never("self-deadlock"), never("bad-unlock")], 
-              [reachable("a.s0", "a thread of kind a takes its first step"),
-               reachable(lambda s: s.x == 1 and s.y == 2, "x is 1 and y is 2", name="x1y2")]]
+# (one set of several kinds: which check fails first may differ, the length may not)
+CHECK_SETS = [[reachable("a.s0", "a thread of kind a takes its first step"),
+               reachable(lambda s: s.x == 1 and s.y == 2, "x is 1 and y is 2", name="x1y2")],
+              [invariant(x_not_two), at_end(y_is_zero), deadlock_free(), never("self-deadlock"), never("bad-unlock")]]
 
 
 def codes(states) -> set[bytes]:
@@ -132,18 +132,20 @@ def test_symmetry_explores_the_representatives_with_the_same_verdicts(kinds):
     model = make_model(kinds)
     system = System(model)
     symmetry = Symmetry(system)
-    full = explore(system, [])
-    reduced = explore(system, [], reductions=[symmetry] if symmetry else [])
+    reductions = [symmetry] if symmetry else []
+    full = explore(system, CHECK_SETS[0])  # (witnesses only: complete runs)
+    reduced = explore(system, CHECK_SETS[0], reductions=reductions)
     # the states explored are the orbits' representatives, reachable states themselves
     assert codes(reduced.store.states) == codes(map(symmetry.canonical, full.store.states))
     assert codes(reduced.store.states) <= codes(full.store.states)
     assert (full.deadlocks > 0) == (reduced.deadlocks > 0)
+    assert full.taken == reduced.taken
     assert full.depth == reduced.depth
     for state in full.store.states:
         assert symmetry.equivariance_failure(state) is None
     for checks in CHECK_SETS:
-        a = explore(system, checks)
-        b = explore(system, checks, reductions=[symmetry] if symmetry else [])
+        a, b = (full, reduced) if checks is CHECK_SETS[0] else \
+            (explore(system, checks), explore(system, checks, reductions=reductions))
         assert a.verdict == b.verdict
         for found_a, found_b in [(a.found, b.found), *((a.witnesses.get(n), b.witnesses.get(n)) for n in a.witnesses)]:
             assert (found_a is None) == (found_b is None)
@@ -172,3 +174,63 @@ def test_threads_told_apart_by_the_initial_state_are_refused():
             return [cls("a1"), cls("a2")]
     with pytest.raises(PtmcError, match="tells a1, a2 apart"):
         Symmetry(System(Apart()))
+
+
+# Shipped models: (property file, model file or None for the property's, settings, without).
+# Small configurations with two threads of a kind (the defaults have one of each: nothing to
+# reduce), holding runs and guard ablations that give a counterexample.
+R1 = {"entries": 1, "zaps": 1, "faults": 0, "walkers": 0, "readers": 0}
+SHIPPED = [
+    ("no_uaf.py", None, {**R1, "zaps": 2}, ()),
+    ("no_uaf.py", None, {**R1, "zaps": 0, "faults": 2}, ()),
+    ("no_uaf.py", None, {**R1, "walkers": 2}, ()),
+    ("no_uaf.py", None, {**R1, "readers": 2}, ()),
+    ("no_uaf.py", None, {**R1, "gup_fast": 2}, ()),
+    ("no_uaf.py", None, {**R1, "walkers": 2}, ("rcu_grace_period",)),
+    ("no_uaf.py", None, {**R1, "readers": 2}, ("rcu_grace_period",)),
+    ("no_leak.py", None, {**R1, "zaps": 2}, ()),
+    ("no_lost_pte.py", None, {**R1, "zaps": 2}, ()),
+    ("no_lost_pte.py", None, {**R1, "zaps": 0, "faults": 2, "thp": True}, ()),
+    ("no_lost_pte.py", None, {**R1, "zaps": 0, "faults": 2, "vma": "shmem"}, ()),
+    ("no_deadlock.py", None, {**R1, "zaps": 2, "walkers": 1}, ()),
+    ("no_hw_walk_free.py", None, {**R1, "zaps": 2, "hw_walkers": 1}, ()),
+    ("tlb_coherent.py", None, {**R1, "faults": 2, "hw_walkers": 1}, ()),
+    ("no_uaf.py", "refcount2021.py", {"entries": 1, "walkers": 2}, ()),
+    ("no_uaf.py", "refcount2021.py", {"faults": 2, "walkers": 0}, ()),
+    ("no_deadlock.py", "refcount2021.py", {"entries": 1, "madvisers": 2}, ()),
+    ("refcount2022_exact.py", None, {"faults": 2, "pages": 3}, ()),
+    ("refcount2022_no_lost_mapping.py", None, {"zaps": 2, "reclaimers": 1}, ()),
+]
+
+
+@pytest.mark.parametrize("prop, model_file, params, without", SHIPPED,
+                         ids=[f"{p[:-3]}-{m or ''}-{'-'.join(f'{k}={v}' for k, v in s.items() if k not in R1 or R1[k] != v)}"
+                              f"{'-without-' + '-'.join(w) if w else ''}" for p, m, s, w in SHIPPED])
+def test_shipped_models_keep_their_verdicts_under_symmetry(prop, model_file, params, without):
+    from ptmc.explore import describe, explore_model
+    from ptmc.model import load_model_class
+    from ptmc.properties import load_property
+    from conftest import ROOT
+    prop = load_property(ROOT / "properties" / prop)
+    path = ROOT / "model" / model_file if model_file else prop.model_path
+    model_cls = load_model_class(path)
+    settings_ = {k: v for k, v in {**prop.params, **params}.items() if k in model_cls.params()}
+    runs = {}
+    for reductions in ((), ("symmetry",)):
+        model = model_cls({k: str(v) for k, v in settings_.items()}, prop.variants, without=without)
+        system, ex = explore_model(model, prop.checks, reductions=reductions)
+        runs[reductions] = (system, ex, describe(system, ex, model, prop.checks, prop.name))
+    (system, full, a), (_, reduced, b) = runs[()], runs[("symmetry",)]
+    assert b.reductions == ["symmetry"]
+    assert (a.verdict, a.depth, a.violation and a.violation.check) == (b.verdict, b.depth, b.violation and b.violation.check)
+    assert {w.name: (w.found, w.length) for w in a.witnesses} == {w.name: (w.found, w.length) for w in b.witnesses}
+    assert a.unreached == b.unreached
+    assert len(a.trace or ()) == len(b.trace or ())  # a concrete trace (replayed), as long
+    if a.trace:
+        assert {e[0] for e in b.trace[-1].events} == {e[0] for e in a.trace[-1].events}
+    if full.found is None and reduced.found is None:  # complete runs: the representatives
+        symmetry = Symmetry(system)
+        assert b.states < a.states
+        assert codes(reduced.store.states) == codes(map(symmetry.canonical, full.store.states))
+        for state in full.store.states:
+            assert symmetry.equivariance_failure(state) is None
