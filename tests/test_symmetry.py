@@ -19,13 +19,12 @@ from hypothesis import strategies as st
 from ptmc import DONE, Model, Thread, numbered, step
 from ptmc.errors import PtmcError
 from ptmc.explore import System, explore
-from ptmc.explore.fingerprint import encode
 from ptmc.explore.trace import trace_steps
 from ptmc.kernel.rcu import rcu_init, rcu_read_lock, rcu_read_unlock
 from ptmc.kernel.spinlock import spin_lock, spin_unlock, spinlock_init
 from ptmc.properties import at_end, deadlock_free, invariant, never, reachable
 from ptmc.reduce import Symmetry
-from ptmc.state import holds_thread
+from ptmc.state import encode, holds_thread
 
 OPS = st.one_of(
     st.tuples(st.just("read"), st.sampled_from(["x", "y"])),

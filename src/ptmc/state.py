@@ -59,6 +59,39 @@ def _typed(value):
     return (value.__class__, value)
 
 
+def encode(value) -> bytes:
+    """The canonical type-tagged encoding of a state value: stable across runs and machines
+    (never Python's ``hash()``), ``False``, ``0`` and ``0.0`` apart, so are a ``PT`` and a
+    tuple; the fingerprint store hashes it, the symmetry reduction orders states by it."""
+    cls = value.__class__
+    if value is None:
+        return b"N"
+    if cls is bool:
+        return b"T" if value else b"F"
+    if cls is int:
+        return b"i%d;" % value
+    if cls is float:
+        return b"f" + value.hex().encode() + b";"
+    if cls is str:
+        data = value.encode()
+        return b"s%d:" % len(data) + data
+    if isinstance(value, tuple):
+        return b"(" + _name(cls) + b":" + b"".join(map(encode, value)) + b")"
+    if isinstance(value, frozenset):
+        return b"{" + _name(cls) + b":" + b"".join(sorted(map(encode, value))) + b"}"
+    if isinstance(value, type) or callable(value):
+        return b"@" + _name(value) + b";"
+    text = repr(value)
+    if " at 0x" in text:
+        raise ModelError(f"a state holds {text}, which has no stable fingerprint: use ints, strings, "
+                         "tuples or functions defined at module level")
+    return b"?" + _name(cls) + b":" + text.encode() + b";"
+
+
+def _name(obj) -> bytes:
+    return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', obj.__class__.__qualname__)}".encode()
+
+
 class Canonical:
     """One object per typed value and slot: ``canonical(slot, v)`` is the first value seen in
     ``slot`` that is ``identical`` to ``v``. States built only of canonical objects hold the very

@@ -6,9 +6,9 @@ steps long, so what is reported is a shortest counterexample, and always the sam
 Witnesses (``reachable`` checks) are found the same way: the first found is a shortest one.
 
 Per-transition checks that are not properties of the state (the z3 effect link) are
-*observers* the model supplies (``Model.observers``): objects with a ``check``, an
-``initial(state)`` and a ``transition(state, tr, nxt)``, each returning None or what is wrong.
-The explorer knows nothing else about them.
+*observers* the model supplies (``Model.observers``), and state-space reductions are
+*reductions* (ptmc.reduce): the two small interfaces of ``observer.py``. The explorer knows
+nothing else about them.
 """
 from __future__ import annotations
 
@@ -63,9 +63,8 @@ STORES = {"exact": lambda system, capacity: Store(capacity, system.canonical),
 def explore(system: System, checks, max_states: int | None = None, progress=None,
             limit=None, observers=(), store: str = "exact", reductions=()) -> Exploration:
     """``limit``: called every 32 states expanded; a reason (str) to stop as inconclusive, or
-    None (see limits.MemoryLimit). ``store``: one of STORES. ``reductions``: objects of
-    ptmc.reduce, each with ``refuse(checks)`` (an input error for checks it cannot keep),
-    ``wrap(store)`` (the store it explores into) and ``taken(steps)`` (the steps it stands for)."""
+    None (see limits.MemoryLimit). ``store``: one of STORES. ``observers``, ``reductions``: see
+    observer.py."""
     # States are tuples of immutable values: they make no reference cycles, and the cyclic
     # garbage collector would only rescan the growing store again and again, during the run
     # and after it (hence the freeze: what exploration built stays out of its way).

@@ -37,8 +37,7 @@ from itertools import permutations, product
 from operator import itemgetter
 
 from ..errors import PtmcError
-from ..explore.fingerprint import encode
-from ..state import Names, identical, thread_matches
+from ..state import Names, encode, identical, thread_matches
 
 _CONFIG = ("name", "tid", "model")  # what two interchangeable threads may differ in besides pages
 
