@@ -64,8 +64,12 @@ class _Kind:
         keys = [layout.pc_slot[t] for t in tids] if stacks[0] is None else \
             [s for t in tids for s in (layout.pc_slot[t], layout.stack_slot[t])]
         getter = itemgetter(*keys)
-        self.keys = (lambda st: getter(st)) if stacks[0] is None else \
-            (lambda st: (lambda v: [v[k:k + 2] for k in range(0, len(v), 2)])(getter(st)))
+        if stacks[0] is None:
+            self.keys = getter if len(keys) > 1 else (lambda st: (getter(st),))
+        else:
+            self.keys = lambda st: (lambda v: list(zip(v[0::2], v[1::2])))(getter(st))
+        self.identity = tuple(range(len(tids)))
+        self.swapped = (1, 0)
         # Per-thread cells by role, and the data pages each thread's configuration names.
         self.cells = [_owned(layout, threads[tid].name) for tid in tids]
         self.pages = [{} for _ in tids]  # attribute -> (first page, pages)
@@ -113,13 +117,16 @@ class _Kind:
     def orders(self, state) -> list[tuple]:
         """Every permutation (as ``order``) that sorts the threads by key, ties in every order."""
         keys = self.keys(state)
+        if len(keys) == 2:  # the common case, without sorting
+            a, b = keys
+            return [self.identity] if a < b else [self.swapped] if b < a else [self.identity, self.swapped]
         order = sorted(range(len(keys)), key=keys.__getitem__)
         runs, start = [], 0
         for k in range(1, len(order) + 1):
             if k == len(order) or keys[order[k]] != keys[order[start]]:
                 runs.append(order[start:k])
                 start = k
-        if all(len(run) == 1 for run in runs):
+        if len(runs) == len(order):
             return [tuple(order)]
         return [tuple(p for run in choice for p in run) for choice in product(*(permutations(r) for r in runs))]
 
@@ -145,25 +152,32 @@ class _Image:
             pages.update(p)
         self.get = itemgetter(*src)
         self.names = Names(tids, pages)
-        self.holds = [(slot, fn, {}) for slot, fn in symmetry.system.layout.holds.items()]
+        holds = symmetry.system.layout.holds
         self.pages = {} if pages else None  # id(value) -> (value, renamed)
-        self.touched = sorted(moved | {slot for slot, _, _ in self.holds}) if not pages else range(size)
+        # Only the moved slots and those holding thread ids change, and every slot when data
+        # pages are renamed too: per slot, what each value becomes there, renamed and made the
+        # destination slot's canonical object (memoised by identity when the states' values are
+        # canonical objects, as the compiled system's are).
+        touched = sorted(moved | set(holds)) if not pages else range(size)
+        self.plan = [(slot, holds.get(slot), {}) for slot in touched]
 
     def __call__(self, state: tuple, canonical) -> tuple:
         values = list(self.get(state))
-        names = self.names
-        for slot, fn, memo in self.holds:
+        names, pages = self.names, self.pages
+        if canonical is None:  # (values are not shared objects: no memo)
+            for slot, fn, _ in self.plan:
+                out = values[slot] if fn is None else fn(values[slot], names)
+                values[slot] = out if pages is None else self._page(out)
+            return tuple(values)
+        for slot, fn, memo in self.plan:
             value = values[slot]
             hit = memo.get(id(value))
             if hit is None or hit[0] is not value:
-                hit = memo[id(value)] = (value, fn(value, names))
+                out = value if fn is None else fn(value, names)
+                if pages is not None:
+                    out = self._page(out)
+                hit = memo[id(value)] = (value, canonical(slot, out))
             values[slot] = hit[1]
-        if self.pages is not None:
-            values = [self._page(v) for v in values]
-        if canonical is not None:
-            for slot in self.touched:
-                if values[slot] is not state[slot]:
-                    values[slot] = canonical(slot, values[slot])
         return tuple(values)
 
     def _page(self, value):
@@ -195,7 +209,7 @@ class Symmetry:
         kinds = system.model.symmetric if kinds is None else kinds
         self.kinds = [_Kind(system, k, layout.of_kind(k)) for k in kinds if len(layout.of_kind(k)) > 1]
         self.group = {tid: kind.tids for kind in self.kinds for tid in kind.tids}
-        self.identity = tuple(tuple(range(len(k.tids))) for k in self.kinds)
+        self.identity = tuple(k.identity for k in self.kinds)
         self._images: dict[tuple, _Image] = {}
         self._codes: dict[int, tuple] = {}
         self.canonical_value = getattr(system, "canonical", None)
@@ -220,9 +234,14 @@ class Symmetry:
     def canonical_with(self, state: tuple) -> tuple[tuple, tuple | None]:
         """The representative of ``state``'s orbit, and the permutation (``orders``) that
         takes ``state`` there (None: it is its own)."""
-        choices = [kind.orders(state) for kind in self.kinds]
-        if all(len(c) == 1 and c[0] == ident for c, ident in zip(choices, self.identity)):
-            return state, None
+        if len(self.kinds) == 1:  # (the common case, spelt out)
+            choices = [self.kinds[0].orders(state)]
+            if len(choices[0]) == 1 and choices[0][0] == self.kinds[0].identity:
+                return state, None
+        else:
+            choices = [kind.orders(state) for kind in self.kinds]
+            if all(len(c) == 1 and c[0] == ident for c, ident in zip(choices, self.identity)):
+                return state, None
         best = best_orders = None
         for orders in product(*choices):
             image = state if orders == self.identity else self.image(state, orders)
