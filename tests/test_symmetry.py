@@ -233,3 +233,22 @@ def test_shipped_models_keep_their_verdicts_under_symmetry(prop, model_file, par
         assert codes(reduced.store.states) == codes(map(symmetry.canonical, full.store.states))
         for state in full.store.states:
             assert symmetry.equivariance_failure(state) is None
+
+
+def test_check_symmetry_on_the_command_line(tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from conftest import ROOT
+    from ptmc.cli import main
+    base = ["check", str(ROOT / "properties" / "no_uaf.py"), "--out", str(tmp_path),
+            *(f"--set={k}={v}" for k, v in {**R1, "walkers": 2}.items())]
+    plain = CliRunner().invoke(main, [*base, "--json"])
+    reduced = CliRunner().invoke(main, [*base, "--json", "--symmetry"])
+    a, b = json.loads(plain.output), json.loads(reduced.output)
+    assert (plain.exit_code, a["verdict"]) == (reduced.exit_code, b["verdict"]) == (0, "holds")
+    assert b["reductions"] == ["symmetry"] and b["states"] < a["states"]
+    text = CliRunner().invoke(main, [*base, "--symmetry", "--without", "rcu_grace_period"])
+    assert text.exit_code == 1 and "states up to symmetry" in text.output
+    assert "use-after-free" in text.output
