@@ -95,6 +95,10 @@ class _Kind:
                 if self.pages[m].get(attr, (None, n))[1] != n:
                     raise PtmcError(f"--symmetry: the {attr} folios of {kind} threads differ in size")
                 self.pages[m].setdefault(attr, (first_page, n))
+        owned = [{p + k for first, n in pages.values() for p in [first] for k in range(n)} for pages in self.pages]
+        if sum(map(len, owned)) != len(set().union(*owned)):
+            raise PtmcError(f"--symmetry: the data pages of the {kind} threads overlap: they are not each "
+                            "thread's own, and renaming them would not be a permutation")
         self.page_cells = [{(attr, role): slot for attr, (p, n) in pages.items()
                             for role, slot in _owned(layout, ("pages", p, n)).items()} for pages in self.pages]
 
