@@ -252,3 +252,17 @@ def test_check_symmetry_on_the_command_line(tmp_path):
     text = CliRunner().invoke(main, [*base, "--symmetry", "--without", "rcu_grace_period"])
     assert text.exit_code == 1 and "states up to symmetry" in text.output
     assert "use-after-free" in text.output
+
+
+def test_symmetry_over_the_fingerprint_store():
+    from conftest import ROOT
+    from ptmc import workflow
+    prop = ROOT / "properties" / "no_uaf.py"
+    settings_ = {k: str(v) for k, v in {**R1, "zaps": 2}.items()}
+    exact = workflow.check(prop, settings=settings_, reductions=["symmetry"])
+    lossy = workflow.check(prop, settings=settings_, reductions=["symmetry"], store="fingerprint")
+    assert (exact.verdict, exact.states, exact.depth) == (lossy.verdict, lossy.states, lossy.depth)
+    broken = {"settings": settings_, "without": ["rcu_grace_period"], "reductions": ["symmetry"]}
+    a, b = workflow.check(prop, **broken), workflow.check(prop, **broken, store="fingerprint")
+    assert a.verdict == b.verdict == "violated"
+    assert [(s.thread, s.step) for s in a.trace] == [(s.thread, s.step) for s in b.trace]
