@@ -217,14 +217,11 @@ class Symmetry:
         self._images: dict[tuple, _Image] = {}
         self._codes: dict[int, tuple] = {}
         self.canonical_value = getattr(system, "canonical", None)
-        for kind in self.kinds:  # the initial state must be one of its own images
-            n = len(kind.tids)
-            for gen in {(1, 0, *range(2, n)), (*range(1, n), 0)}:
-                orders = tuple(gen if k is kind else ident for k, ident in zip(self.kinds, self.identity))
-                if not identical(self.image(system.initial, orders), system.initial):
-                    names = ", ".join(system.threads[t].name for t in kind.tids)
-                    raise PtmcError(f"--symmetry: the initial state tells {names} apart: kind {kind.kind!r} "
-                                    "is not symmetric")
+        for kind, orders in self.generators():  # the initial state must be one of its own images
+            if not identical(self.image(system.initial, orders), system.initial):
+                names = ", ".join(system.threads[t].name for t in kind.tids)
+                raise PtmcError(f"--symmetry: the initial state tells {names} apart: kind {kind.kind!r} "
+                                "is not symmetric")
 
     def __bool__(self) -> bool:
         return bool(self.kinds)
@@ -257,13 +254,13 @@ class Symmetry:
         return self.canonical_with(state)[0]
 
     def generators(self) -> list[tuple]:
-        """Permutations (as ``orders``) that generate the whole group: per kind, a swap of its
-        first two threads and a rotation of all of them."""
+        """(kind, orders) for permutations that generate the whole group: per kind, a swap of
+        its first two threads and a rotation of all of them."""
         out = []
         for k, kind in enumerate(self.kinds):
             n = len(kind.tids)
             for gen in dict.fromkeys([(1, 0, *range(2, n)), (*range(1, n), 0)]):
-                out.append(tuple(gen if j == k else ident for j, ident in enumerate(self.identity)))
+                out.append((kind, tuple(gen if j == k else ident for j, ident in enumerate(self.identity))))
         return out
 
     def equivariance_failure(self, state: tuple) -> str | None:
@@ -276,7 +273,7 @@ class Symmetry:
                             frozenset(kind for kind, _ in tr.events),
                             nxt if orders is None else self.image(nxt, orders))
                            for tr, nxt in self.system.successors(st))
-        for orders in self.generators():
+        for _, orders in self.generators():
             self.image(state, orders)  # (builds the image's renaming)
             tids = self._images[orders].names.tids
             if successors(state, orders, tids) != successors(self.image(state, orders)):
