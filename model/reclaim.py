@@ -1000,6 +1000,7 @@ class Reclaim(Model):
 
     maintains = ("nr_ptes", "mapcount")
     EVENTS = {**gup.EVENTS, **khugepaged_anon.EVENTS}
+    symmetric = ("zap", "fault", "walker", "reader", "gup_fast")
 
     semi_rcu_fallback = Variant(
         "CONFIG_MMU_GATHER_RCU_TABLE_FREE's semi-RCU fallback as before 718b13861d22: when the batch page "

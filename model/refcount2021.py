@@ -263,6 +263,7 @@ class Refcount2021(Model):
     """2021 pte_refcount series: atomic per-page reference count, freed at zero."""
 
     counters = PerTable()
+    symmetric = ("walker", "madvise", "fault")
 
     entries = Param(2, "entries per PTE table (PTRS_PER_PTE; z3 covers 512)", minimum=1)
     pages = Param(3, "PTE pages the allocator can hand out", minimum=1)

@@ -446,6 +446,8 @@ class PerTable(Counters):
 class Refcount2022(Model):
     """2022 RFC: non-atomic mapped/zero-page counts under the ptl; free_ptes frees empty and zero tables."""
 
+    symmetric = ("fault", "madvise", "free_ptes")
+
     entries = Param(2, "entries per PTE table (PTRS_PER_PTE; z3 covers 512)", minimum=1)
     pages = Param(2, "PTE pages the allocator can hand out", minimum=1)
     faults = Param(1, "page faults on the last entry (each a read or a write fault)")

@@ -115,6 +115,9 @@ def main():
 @click.option("--store", type=click.Choice(["exact", "fingerprint"]), default="exact", show_default=True,
               help="Visited states: exact, or 64-bit fingerprints (~30 bytes a state; the chance that "
                    "a collision hid a state is printed).")
+@click.option("--symmetry", is_flag=True,
+              help="Explore interchangeable threads (the model's ``symmetric`` kinds) up to permutation; "
+                   "counterexamples stay concrete traces of the same length.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
 @click.option("--events", is_flag=True,
               help="Print the run as JSON lines instead: progress, violation, files, result (docs/events.md).")
@@ -126,7 +129,7 @@ def main():
               help="Where the HTML viewer links a step's kernel function ({file}, {function} are replaced).")
 @click.pass_context
 def check(ctx, property_file, model_path, variants, settings, max_states, out_dir, timeout, max_memory,
-          without, witnesses, store, as_json, events, sarif_file, junit_file, source_url):
+          without, witnesses, store, symmetry, as_json, events, sarif_file, junit_file, source_url):
     """Explore every interleaving of the model and check PROPERTY_FILE (and its z3 obligations)."""
     if as_json and events:
         raise click.UsageError("--json and --events both print on stdout: choose one")
@@ -137,7 +140,8 @@ def check(ctx, property_file, model_path, variants, settings, max_states, out_di
         stream.start("check", property_file)
     result = workflow.check(property_file, model_path=model_path, variants=variants, settings=values,
                             max_states=max_states, max_memory=max_memory, progress=progress,
-                            timeout=timeout, witnesses=witnesses, store=store, without=without)
+                            timeout=timeout, witnesses=witnesses, store=store, without=without,
+                            reductions=["symmetry"] if symmetry else [])
     progress.finish(result.states, result.transitions, result.depth, result.seconds)
     if stream:
         stream.verdict(result)

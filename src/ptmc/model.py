@@ -245,6 +245,10 @@ class Model:
 
     EVENTS: dict[str, str] = {}
     maintains: tuple = ()
+    # Thread kinds whose threads are interchangeable (``--symmetry`` explores them up to
+    # permutation, ptmc.reduce.symmetry): same class, same configuration but for the data pages
+    # each owns. Properties checked with it must not tell them apart.
+    symmetric: tuple = ()
 
     def __init__(self, params: dict | None = None, variants=(), without=()):
         params, variants = dict(params or {}), list(variants)

@@ -69,6 +69,7 @@ class Result:
     descriptions: dict[str, str] = field(default_factory=dict)  # check name -> what it checks
     store: str = "exact"  # the visited store: exact, or fingerprint (lossy)
     collision_probability: float | None = None  # fingerprint store: that a collision hid a state
+    reductions: list[str] = field(default_factory=list)  # e.g. ["symmetry"]: states are orbit representatives
 
     @property
     def exit_code(self) -> int:

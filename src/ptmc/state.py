@@ -59,6 +59,39 @@ def _typed(value):
     return (value.__class__, value)
 
 
+def encode(value) -> bytes:
+    """The canonical type-tagged encoding of a state value: stable across runs and machines
+    (never Python's ``hash()``), ``False``, ``0`` and ``0.0`` apart, so are a ``PT`` and a
+    tuple; the fingerprint store hashes it, the symmetry reduction orders states by it."""
+    cls = value.__class__
+    if value is None:
+        return b"N"
+    if cls is bool:
+        return b"T" if value else b"F"
+    if cls is int:
+        return b"i%d;" % value
+    if cls is float:
+        return b"f" + value.hex().encode() + b";"
+    if cls is str:
+        data = value.encode()
+        return b"s%d:" % len(data) + data
+    if isinstance(value, tuple):
+        return b"(" + _name(cls) + b":" + b"".join(map(encode, value)) + b")"
+    if isinstance(value, frozenset):
+        return b"{" + _name(cls) + b":" + b"".join(sorted(map(encode, value))) + b"}"
+    if isinstance(value, type) or callable(value):
+        return b"@" + _name(value) + b";"
+    text = repr(value)
+    if " at 0x" in text:
+        raise ModelError(f"a state holds {text}, which has no stable fingerprint: use ints, strings, "
+                         "tuples or functions defined at module level")
+    return b"?" + _name(cls) + b":" + text.encode() + b";"
+
+
+def _name(obj) -> bytes:
+    return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', obj.__class__.__qualname__)}".encode()
+
+
 class Canonical:
     """One object per typed value and slot: ``canonical(slot, v)`` is the first value seen in
     ``slot`` that is ``identical`` to ``v``. States built only of canonical objects hold the very
@@ -97,6 +130,46 @@ def id_set(values) -> tuple:
     return _id_sets.setdefault(key, key)
 
 
+class Names:
+    """What one permutation of interchangeable threads renames (see ptmc.reduce.symmetry): thread
+    ids, and the data pages the threads own. A cell that holds names says how to rename its
+    value (``Layout.cell(..., holds=fn)``, ``fn(value, names)``); a value class that names a
+    data page has a ``renamed(names)`` method (``present(page)``, a huge pmd)."""
+
+    __slots__ = ("tids", "pages")
+
+    def __init__(self, tids: dict, pages: dict):
+        self.tids, self.pages = tids, pages
+
+    def thread(self, tid):
+        return self.tids.get(tid, tid)
+
+    def threads(self, tids) -> tuple:
+        return id_set(self.tids.get(t, t) for t in tids)
+
+    def mask(self, mask: int) -> int:
+        out, t = 0, 0
+        while mask:
+            if mask & 1:
+                out |= 1 << self.tids.get(t, t)
+            mask >>= 1
+            t += 1
+        return out
+
+    def page(self, page: int) -> int:
+        return self.pages.get(page, page)
+
+
+def holds_thread(value, names: Names):
+    """``holds=`` of a cell holding one thread id or None (a lock's holder)."""
+    return None if value is None else names.thread(value)
+
+
+def holds_threads(value, names: Names) -> tuple:
+    """``holds=`` of a cell holding a sorted tuple of thread ids (``id_set``)."""
+    return names.threads(value)
+
+
 def show(value) -> str:
     """How a value is written in traces, diagrams and JSON."""
     if value is None:
@@ -118,6 +191,8 @@ class Layout:
         self.tags: dict[str, list[int]] = {}
         self.shown: dict[int, object] = {}  # slot -> function(value, layout) -> str
         self.quiet: set[int] = set()
+        self.holds: dict[int, object] = {}  # slot -> fn(value, Names): the value with names renamed
+        self.owner: dict[int, object] = {}  # slot -> the thread name or ("pages", first, n) it belongs to
         self.objects: dict[str, object] = {}  # named memory objects, e.g. the page tables
         self.threads: list = []
         self.pc_slot: list[int] = []  # per thread id
@@ -127,9 +202,15 @@ class Layout:
         self._pcs: dict[int, int] = {}
         self._kinds: dict[str, list[int]] = {}
 
-    def cell(self, name: str, initial, tag: str | None = None, shown=None, quiet: bool = False) -> int:
+    def cell(self, name: str, initial, tag: str | None = None, shown=None, quiet: bool = False,
+             holds=None, owner=None) -> int:
         """Declare a shared variable. ``quiet``: a primitive's bookkeeping, whose reads traces
-        do not show (its changes they do)."""
+        do not show (its changes they do). For the symmetry reduction: ``holds``, how a value
+        that names threads is renamed (``holds_thread``, ``holds_threads``, or a function
+        ``fn(value, names)``, see ``Names``); ``owner``, whose the cell is when it is a
+        per-thread object: a thread's name (``zap1.tlb_batch_rcu`` is zap1's) or the data pages
+        ``("pages", first, n)`` of a folio (``d5.mapcount``). An owned cell is named
+        ``<owner's name>.<role>`` and moves with its owner."""
         if self.frozen:
             raise ModelError(f"shared variable {name!r} declared after the model was set up")
         if name in self.index:
@@ -146,6 +227,10 @@ class Layout:
             self.shown[slot] = shown
         if quiet:
             self.quiet.add(slot)
+        if holds:
+            self.holds[slot] = holds
+        if owner is not None:
+            self.owner[slot] = owner
         return slot
 
     def add_thread(self, thread) -> None:

@@ -44,11 +44,11 @@ def instantiate(model_path, params: dict, variants) -> Model:
 
 def check(property_file, *, model_path=None, variants=(), settings=None, max_states=None,
           max_memory=None, progress=None, timeout=None, explore=True, witnesses=(), exclude=(),
-          store="exact", without=()) -> Result:
+          store="exact", without=(), reductions=()) -> Result:
     """Explore the property's model against its checks (unless ``explore`` is false; without
     the checks named in ``exclude``) and prove its z3 obligations; the verdict is violated if
     either fails, inconclusive if either could not finish (state or memory limit, Ctrl-C,
-    solver time-out) and nothing failed."""
+    solver time-out) and nothing failed. ``reductions``: names of ptmc.reduce to explore under."""
     prop = load_property(property_file)
     prop.checks = [c for c in prop.checks if c.name not in exclude]
     model_file = model_path or prop.model_path or None
@@ -65,7 +65,7 @@ def check(property_file, *, model_path=None, variants=(), settings=None, max_sta
         model = model_cls(model_settings, model_variants, without=without)
         result = check_model(model, prop.checks, property_name=prop.name, max_states=max_states,
                              progress=progress, limit=MemoryLimit(max_memory), witness_traces=witnesses,
-                             store=store)
+                             store=store, reductions=reductions)
     else:
         result = Result(property=prop.name, model=model_cls.name if model_cls else "",
                         variants=sorted(set(all_variants)), params={}, threads=[], verdict=HOLDS,

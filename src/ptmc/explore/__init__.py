@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from ..errors import PtmcError
 from ..model import Model
+from ..reduce import REDUCTIONS
 from ..result import Result, Violation, Witness
 from .bfs import Exploration, explore
 from .compiled import CompiledSystem
@@ -17,24 +18,26 @@ ENGINES = {"compiled": CompiledSystem, "reference": System}
 
 
 def explore_model(model: Model, checks, *, max_states: int | None = None,
-                  progress=None, limit=None, engine: str = "compiled", store: str = "exact"
-                  ) -> tuple[System, Exploration]:
+                  progress=None, limit=None, engine: str = "compiled", store: str = "exact",
+                  reductions=()) -> tuple[System, Exploration]:
     """Explore ``model`` against ``checks`` (each bound to the model: an input error if the
-    model lacks what it needs), the model's own witnesses and its observers."""
+    model lacks what it needs), the model's own witnesses and its observers; ``reductions``:
+    names of ptmc.reduce (a reduction with nothing to reduce in this model is left out)."""
     checks = [c.bind(type(model)) for c in checks]
     system = ENGINES[engine](model)
     checks += [w for w in model.witnesses() if w.name not in {c.name for c in checks}]
+    active = [r for r in (REDUCTIONS[name](system) for name in reductions) if r]
     return system, explore(system, checks, max_states=max_states, progress=progress, limit=limit,
-                           observers=model.observers(system), store=store)
+                           observers=model.observers(system), store=store, reductions=active)
 
 
 def check_model(model: Model, checks, *, property_name: str = "", max_states: int | None = None,
                 progress=None, limit=None, witness_traces=(), engine: str = "compiled",
-                store: str = "exact") -> Result:
+                store: str = "exact", reductions=()) -> Result:
     """Explore ``model`` exhaustively against ``checks`` and describe the outcome; with the
     trace of each witness named in ``witness_traces``."""
     system, ex = explore_model(model, checks, max_states=max_states, progress=progress, limit=limit,
-                               engine=engine, store=store)
+                               engine=engine, store=store, reductions=reductions)
     return describe(system, ex, model, checks, property_name, witness_traces, store)
 
 
@@ -67,6 +70,7 @@ def describe(system: System, ex: Exploration, model: Model, checks, property_nam
         crashed=ex.crashed,
         store=store,
         collision_probability=ex.store.collision_probability(),
+        reductions=list(ex.reductions),
     )
     result.checks += ex.observed
     missing = {c.name for c in ex.missing}

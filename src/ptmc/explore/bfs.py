@@ -6,9 +6,9 @@ steps long, so what is reported is a shortest counterexample, and always the sam
 Witnesses (``reachable`` checks) are found the same way: the first found is a shortest one.
 
 Per-transition checks that are not properties of the state (the z3 effect link) are
-*observers* the model supplies (``Model.observers``): objects with a ``check``, an
-``initial(state)`` and a ``transition(state, tr, nxt)``, each returning None or what is wrong.
-The explorer knows nothing else about them.
+*observers* the model supplies (``Model.observers``), and state-space reductions are
+*reductions* (ptmc.reduce): the two small interfaces of ``observer.py``. The explorer knows
+nothing else about them.
 """
 from __future__ import annotations
 
@@ -51,6 +51,7 @@ class Exploration:
     missing: list = field(default_factory=list)  # witness checks not found by a complete run
     observed: list = field(default_factory=list)  # names of the observers' checks
     crashed: int = 0  # transitions into undefined behaviour that no check watches (paths end)
+    reductions: list = field(default_factory=list)  # names of the reductions explored under
 
 
 # The visited stores (--store): every state exactly, or 64-bit fingerprints.
@@ -60,23 +61,24 @@ STORES = {"exact": lambda system, capacity: Store(capacity, system.canonical),
 
 
 def explore(system: System, checks, max_states: int | None = None, progress=None,
-            limit=None, observers=(), store: str = "exact") -> Exploration:
+            limit=None, observers=(), store: str = "exact", reductions=()) -> Exploration:
     """``limit``: called every 32 states expanded; a reason (str) to stop as inconclusive, or
-    None (see limits.MemoryLimit). ``store``: one of STORES."""
+    None (see limits.MemoryLimit). ``store``: one of STORES. ``observers``, ``reductions``: see
+    observer.py."""
     # States are tuples of immutable values: they make no reference cycles, and the cyclic
     # garbage collector would only rescan the growing store again and again, during the run
     # and after it (hence the freeze: what exploration built stays out of its way).
     collecting = gc.isenabled()
     gc.disable()
     try:
-        return _explore(system, checks, max_states, progress, limit, observers, STORES[store])
+        return _explore(system, checks, max_states, progress, limit, observers, STORES[store], reductions)
     finally:
         gc.freeze()
         if collecting:
             gc.enable()
 
 
-def _explore(system, checks, max_states, progress, limit, observers, new_store) -> Exploration:
+def _explore(system, checks, max_states, progress, limit, observers, new_store, reductions) -> Exploration:
     events = {c.event: c for c in checks if c.kind == "never"}
     undefined = {e for e in UNDEFINED if e not in events}
     invariants = [c for c in checks if c.kind == "invariant"]
@@ -85,6 +87,9 @@ def _explore(system, checks, max_states, progress, limit, observers, new_store) 
     witnesses = Witnesses(system, [c for c in checks if c.kind == "reachable"])
 
     store = new_store(system, max_states)
+    for reduction in reductions:
+        reduction.refuse(checks)
+        store = reduction.wrap(store)
     store.add(system.initial, -1)
     start = time.monotonic()
     transitions = deadlocks = depth = crashed = 0
@@ -181,6 +186,8 @@ def _explore(system, checks, max_states, progress, limit, observers, new_store) 
     seconds = time.monotonic() - start
     if marks is not None:
         taken |= system.taken(marks)
+    for reduction in reductions:
+        taken = reduction.taken(taken)
     missing = witnesses.missing() if found is None and not reason else []
     if found is not None or missing:
         verdict = VIOLATED
@@ -189,7 +196,8 @@ def _explore(system, checks, max_states, progress, limit, observers, new_store) 
     else:
         verdict = HOLDS
     return Exploration(verdict, store, transitions, depth, seconds, found, reason, deadlocks,
-                       taken, witnesses.found, missing, [o.check.name for o in observers], crashed)
+                       taken, witnesses.found, missing, [o.check.name for o in observers], crashed,
+                       [r.name for r in reductions])
 
 
 class Witnesses:

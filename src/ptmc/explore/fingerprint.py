@@ -29,43 +29,12 @@ from operator import is_not
 
 
 from ..errors import ModelError
-from ..state import identical
+from ..state import encode, identical  # noqa: F401 (encode: re-exported)
 from .store import UNHASHABLE, StoreFull
 
 _MASK = (1 << 64) - 1
 CHUNK = 1024  # states per chunk of the queue
 LOAD = 0.7  # the table grows when it is fuller than this
-
-
-def encode(value) -> bytes:
-    """The canonical type-tagged encoding of a state value."""
-    cls = value.__class__
-    if value is None:
-        return b"N"
-    if cls is bool:
-        return b"T" if value else b"F"
-    if cls is int:
-        return b"i%d;" % value
-    if cls is float:
-        return b"f" + value.hex().encode() + b";"
-    if cls is str:
-        data = value.encode()
-        return b"s%d:" % len(data) + data
-    if isinstance(value, tuple):
-        return b"(" + _name(cls) + b":" + b"".join(map(encode, value)) + b")"
-    if isinstance(value, frozenset):
-        return b"{" + _name(cls) + b":" + b"".join(sorted(map(encode, value))) + b"}"
-    if isinstance(value, type) or callable(value):
-        return b"@" + _name(value) + b";"
-    text = repr(value)
-    if " at 0x" in text:
-        raise ModelError(f"a state holds {text}, which has no stable fingerprint: use ints, strings, "
-                         "tuples or functions defined at module level")
-    return b"?" + _name(cls) + b":" + text.encode() + b";"
-
-
-def _name(obj) -> bytes:
-    return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', obj.__class__.__qualname__)}".encode()
 
 
 def slot_hash(slot: int, value) -> int:
@@ -277,13 +246,16 @@ class FingerprintStore:
             number = self.parent[number]
         return out[::-1]
 
+    def is_stored(self, number: int, state: tuple) -> bool:
+        """State ``number`` is ``state`` (has its fingerprint)."""
+        return fingerprint(state) == self.fps[number]
+
     def path_states(self, numbers: list[int], system) -> list[tuple]:
         """The states numbered ``numbers`` (a path from the initial state), by replay."""
         state = system.initial
         out = [state]
         for number in numbers[1:]:
-            want = self.fps[number]
-            state = next((nxt for _, nxt in system.successors(state) if fingerprint(nxt) == want), None)
+            state = next((nxt for _, nxt in system.successors(state) if self.is_stored(number, nxt)), None)
             if state is None:
                 raise AssertionError("replay lost the path: no successor has the stored fingerprint")
             out.append(state)

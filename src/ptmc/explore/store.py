@@ -112,6 +112,10 @@ class Store:
                     number += 1
         return add, add_all
 
+    def is_stored(self, number: int, state: tuple) -> bool:
+        """State ``number`` is ``state``."""
+        return identical(self.states[number], state)
+
     def collision_probability(self) -> None:
         return None  # exact: no state is ever mistaken for another
 

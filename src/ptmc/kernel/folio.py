@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import ModelError
-from ..state import HUNG, Blocked, Stop
+from ..state import HUNG, Blocked, Stop, holds_thread
 from .pte import ZERO_PAGE, pte_present
 from .sched import might_sleep
 from .spinlock import show_holder
@@ -65,9 +65,10 @@ def declare_folio_fields(mem, folio: Folio, fields, **initial) -> None:
         if folio.field(name) in mem.layout.index:
             continue
         default = {"lock": None, "discarded": False}.get(name, 0)
-        mem.layout.cell(folio.field(name), initial.get(name, default),
+        mem.layout.cell(folio.field(name), initial.get(name, default), owner=("pages", folio.head, folio.nr),
                         shown=show_holder if name == "lock" else None,
-                        tag=FOLIO_LOCK if name == "lock" else None)
+                        tag=FOLIO_LOCK if name == "lock" else None,
+                        holds=holds_thread if name == "lock" else None)
 
 
 def page_folio(s, page: int) -> Folio | None:

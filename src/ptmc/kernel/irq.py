@@ -5,7 +5,7 @@ disabled holds it off; a CPU merely inside rcu_read_lock() does not (IRQs stay e
 which is why an IPI is no substitute for an RCU grace period. Since the RCU flavour
 consolidation (v4.20) an IRQs-off region is also an RCU read-side critical section.
 """
-from ..state import Blocked, id_set
+from ..state import Blocked, holds_threads, id_set
 from .rcu import rcu_read_lock, rcu_read_unlock
 
 IRQS_OFF = "irqs_off"  # the cell: thread ids with IRQs disabled (may be undeclared: nobody)
@@ -15,7 +15,7 @@ def irq_init(layout) -> None:
     if IRQS_OFF in layout.index:
         return  # declared by another primitive's set-up already
     layout.cell(IRQS_OFF, (), shown=lambda v, lay: ",".join(lay.thread_name(t) for t in v) or "none",
-                quiet=True)
+                quiet=True, holds=holds_threads)
 
 
 def local_irq_save(s) -> None:

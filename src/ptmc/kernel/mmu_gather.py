@@ -50,7 +50,7 @@ def mmu_gather_init(mem, owners, batch_pages: int = 1) -> None:
     for name in owners:
         pools[name] = batch_pages
         for page in range(batch_pages):
-            rcu_head_cell(mem, tlb_batch_rcu_head(name, page))
+            rcu_head_cell(mem, tlb_batch_rcu_head(name, page), owner=name)
 
 
 def tlb_batch_rcu_head(owner: str, page: int) -> str:

@@ -33,7 +33,7 @@ from functools import lru_cache
 
 from ..errors import ModelError
 from ..model import Guard, Procedure, step
-from ..state import OOPS, Stop
+from ..state import OOPS, Stop, holds_thread
 from .irq import irq_init
 from .pte import ZERO_PAGE, Present, present, pte_maps_something, pte_none  # noqa: F401 (re-exported)
 from .rcu import rcu_head_cell, rcu_read_lock, rcu_read_unlock
@@ -75,6 +75,9 @@ class HugePmd(tuple):
 
     __repr__ = __str__
 
+    def renamed(self, names):
+        return huge_pmd(names.page(self[0]))
+
 
 class PmdMigration(tuple):
     """A non-present pmd: a huge folio under migration (is_pmd_migration_entry())."""
@@ -85,6 +88,9 @@ class PmdMigration(tuple):
         return f"migration(d{self[0]})"
 
     __repr__ = __str__
+
+    def renamed(self, names):
+        return pmd_migration(names.page(self[0]))
 
 
 class PageRef(tuple):
@@ -190,7 +196,7 @@ class PageTables:
         for k in range(pages):
             base = layout.cell(f"pt{k}.state", False, shown=lambda v, _: "allocated" if v else "free")
             layout.cell(f"pt{k}.gen", -1, quiet=True)
-            cells = [layout.cell(f"pt{k}.ptl", None, tag=LOCK, shown=show_holder)]
+            cells = [layout.cell(f"pt{k}.ptl", None, tag=LOCK, shown=show_holder, holds=holds_thread)]
             cells += [layout.cell(f"pt{k}.e{i}", None) for i in range(entries)]
             cells += [layout.cell(f"pt{k}.{name}", value) for name, value in (fields or {}).items()]
             if rcu_head:

@@ -34,6 +34,9 @@ class Present(tuple):
 
     __repr__ = __str__
 
+    def renamed(self, names):
+        return present(names.page(self[0]), self[1], self[2])
+
 
 class SwapPte(tuple):
     """A non-present PTE holding a swap entry: ("swap" | "migration", offset or page, uffd_wp)."""
@@ -45,6 +48,9 @@ class SwapPte(tuple):
             (",uffd-wp" if self[2] else "") + ")"
 
     __repr__ = __str__
+
+    def renamed(self, names):
+        return migration_pte(names.page(self[1]), self[2]) if self[0] == "migration" else self
 
 
 class Marker(tuple):

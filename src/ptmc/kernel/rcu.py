@@ -8,7 +8,7 @@ Readers that start later never delay it. The ``RcuCallbacks`` daemon runs ready 
 order, as the callbacks of different CPUs may run.
 """
 from ..model import Guard, Thread, step
-from ..state import HUNG, Blocked, Stop, id_set
+from ..state import HUNG, Blocked, Stop, holds_threads, id_set
 
 
 def _names(mask: int, layout) -> str:
@@ -34,13 +34,16 @@ def _show_gp(value, layout) -> str:
 
 def rcu_init(mem) -> None:
     """Declare RCU's state: who is inside a read-side section, pending synchronize_rcu()s."""
-    mem.layout.cell("rcu_readers", (), shown=_show_readers, quiet=True)  # thread ids, one per nesting level
-    mem.layout.cell("rcu_gp", (), shown=_show_gp, quiet=True)  # (waiter, readers it still waits for)
+    mem.layout.cell("rcu_readers", (), shown=_show_readers, quiet=True, holds=holds_threads)  # one per nesting level
+    mem.layout.cell("rcu_gp", (), shown=_show_gp, quiet=True,  # (waiter, readers it still waits for)
+                    holds=lambda v, names: tuple(sorted((names.thread(t), names.mask(m)) for t, m in v)))
 
 
-def rcu_head_cell(mem, name: str) -> int:
-    """Declare an rcu_head (e.g. ptdesc->pt_rcu_head): idle, or a queued callback."""
-    return mem.layout.cell(name, None, tag="rcu_head", shown=_show_head, quiet=True)
+def rcu_head_cell(mem, name: str, owner=None) -> int:
+    """Declare an rcu_head (e.g. ptdesc->pt_rcu_head): idle, or a queued callback; ``owner``:
+    the thread whose object it is (a gather's batch page)."""
+    return mem.layout.cell(name, None, tag="rcu_head", shown=_show_head, quiet=True, owner=owner,
+                           holds=lambda v, names: v and (v[0], v[1], names.mask(v[2])))
 
 
 def _mask(readers: tuple) -> int:

@@ -23,8 +23,16 @@ def show_rwsem(value, layout) -> str:
     return "read by " + ",".join(layout.thread_name(t) for t in holders)
 
 
+def renamed_rwsem(value, names):
+    """``holds=`` of an rwsem cell: its holders' thread ids renamed."""
+    if value is None:
+        return None
+    mode, holders = value
+    return (mode, names.thread(holders) if mode == "write" else names.threads(holders))
+
+
 def rwsem_init(mem, name: str) -> str:
-    mem.layout.cell(name, None, tag=RWSEM, shown=show_rwsem)
+    mem.layout.cell(name, None, tag=RWSEM, shown=show_rwsem, holds=renamed_rwsem)
     return name
 
 

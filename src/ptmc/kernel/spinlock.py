@@ -5,7 +5,7 @@ PTE page, checked) once. Every lock cell is tagged ``lock``, so what a thread ho
 asked (``held_locks``, ``holds``) instead of being kept in flags by hand.
 """
 from ..model import Procedure, step
-from ..state import HUNG, Blocked, Stop
+from ..state import HUNG, Blocked, Stop, holds_thread
 
 LOCK = "lock"  # the tag of every spinlock cell
 
@@ -16,7 +16,7 @@ def show_holder(value, layout) -> str:
 
 def spinlock_init(mem, name: str) -> str:
     """Declare a shared spinlock (e.g. mm->page_table_lock); returns its reference."""
-    mem.layout.cell(name, None, tag=LOCK, shown=show_holder)
+    mem.layout.cell(name, None, tag=LOCK, shown=show_holder, holds=holds_thread)
     return name
 
 

@@ -86,7 +86,8 @@ def cpu_caches_init(mem, cpus: int) -> None:
     """Declare the TLB and paging-structure cache of ``cpus`` CPUs (for hardware walkers)."""
     layout = mem.layout
     for k in range(cpus):
-        layout.cell(f"cpu{k}.tlb", (), tag="cpu_tlb", shown=_show_tlb)
+        layout.cell(f"cpu{k}.tlb", (), tag="cpu_tlb", shown=_show_tlb,
+                    holds=lambda v, names: _interned((a, n, t, names.page(p)) for a, n, t, p in v))
         layout.cell(f"cpu{k}.psc", (), tag="cpu_psc", shown=_show_psc)
     layout.objects["cpus"] = cpus
 

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from ..errors import ModelError
 from ..state import Blocked, id_set
 from .pte import pte_uffd_wp
-from .rwsem import down_read, down_write, rwsem_held, rwsem_init, show_rwsem, up_read, up_write
+from .rwsem import (down_read, down_write, renamed_rwsem, rwsem_held, rwsem_init, show_rwsem, up_read,
+                    up_write)
 
 VMA_LOCK = "vma_lock"  # the tag of every per-VMA lock cell
 
@@ -68,7 +69,7 @@ def declare_vma(mem, name: str = "vma", *, anon_vma: bool = False, **attrs) -> V
                          "(MAP_SHARED|MAP_ANONYMOUS is shmem: anon=False, shmem=True, anon_shmem=True)")
     if vma.anon_shmem and not (vma.shmem and vma.shared):
         raise ModelError(f"VMA {name}: anonymous shmem is a shared shmem mapping")
-    layout.cell(vma.lock, None, tag=VMA_LOCK, shown=show_rwsem)
+    layout.cell(vma.lock, None, tag=VMA_LOCK, shown=show_rwsem, holds=renamed_rwsem)
     layout.cell(vma.anon_vma, anon_vma)
     if vma.anon or not vma.shared:  # private mappings may get anonymous (CoW) pages
         rwsem_init(mem, vma.anon_vma_lock)

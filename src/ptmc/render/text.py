@@ -142,7 +142,8 @@ def headline(result: Result) -> str:
     params = " ".join(f"{k}={v}" for k, v in shown_params(result.params).items())
     verdict = result.explored_verdict or result.verdict
     return (f"{result.property}: {verdict.upper()} on model {result.model}{variants} ({params}): "
-            f"{result.states} states, {result.transitions} transitions, depth {result.depth}, "
+            f"{result.states} states{' up to ' + ', '.join(result.reductions) if result.reductions else ''}, "
+            f"{result.transitions} transitions, depth {result.depth}, "
             f"{result.seconds:.2f}s")
 
 
