@@ -329,6 +329,9 @@ class Zap(MmuGather, PteOffsetMapLock, MmapReader):
     def slow_clear_pmd(self, s):
         pte_unmap(s)  # both locks still held
         self.table = pmd_clear(s)
+        if not pmd_table(self.table):  # only when another thread changed the pmd (a guard ablation)
+            s.report("use-after-free", f"{s.actor} unlinks pmd value {self.table or 'none'} as its table: "
+                                       "the pmd changed under pml")
         if self.took_ptl(s):
             return "slow_unlock_ptl"
         return "slow_unlock_pml" if self.slow_path_pml else "free_pte"

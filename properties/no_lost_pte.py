@@ -10,6 +10,9 @@ marker (MADV_GUARD_INSTALL's guard region): reclaim must see every entry none un
 (and pml) in the same critical section that clears the pmd, and must leave a table alone when
 its zap skipped an entry (any_skipped).
 
+A folio whose mapcount drops below zero was unmapped twice (print_bad_pte()): two threads took
+the same entry.
+
 At the end, with every thread finished and RCU idle, each folio's mapcount must match the
 present entries and huge pmds that map it in the linked page tables: a mapping that exists
 nowhere reachable is a lost one.
@@ -29,5 +32,6 @@ def mapcounts_match_entries(s):
 CHECKS = [
     never("pte-in-unlinked-table"),
     never("unlink-mapped-table"),
+    never("bad-rmap"),
     at_end(mapcounts_match_entries, needs=("mapcount",)),
 ]

@@ -14,6 +14,8 @@ EVENTS = {
     "unlink-mapped-table": "a PTE page unlinked from the pmd while it still holds an entry that is not "
                            "none (a mapping, a swap or migration entry, a uffd-wp or guard marker): what it "
                            "held is lost (except zero-page entries where a design frees those on purpose)",
+    "bad-rmap": "a folio's mapcount drops below zero: an entry unmapped twice, or by two threads "
+                "(print_bad_pte(), a bad page state)",
     "self-deadlock": "spin_lock() of a lock the thread already holds, or synchronize_rcu() "
                      "inside an RCU read-side section",
     "bad-unlock": "spin_unlock() of a lock the thread does not hold",

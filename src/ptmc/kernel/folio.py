@@ -111,7 +111,7 @@ def folio_add_rmap_ptes(s, folio: Folio, nr: int = 1) -> None:
 def folio_remove_rmap_ptes(s, folio: Folio, nr: int = 1) -> None:
     _add(s, folio, "mapcount", -nr)
     if _has(s, folio, "mapcount") and s.load(folio.field("mapcount")) < 0:
-        raise ModelError(f"{s.actor}: folio {folio} mapcount below zero (print_bad_pte())")
+        s.report("bad-rmap", f"{s.actor}: folio {folio} mapcount below zero (print_bad_pte())")
 
 
 def folio_add_rmap_pmd(s, folio: Folio) -> None:
