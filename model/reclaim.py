@@ -18,8 +18,11 @@ zero page, swap and migration entries, uffd-wp and guard markers), or a huge pmd
 (``huge_pmd``); ``thp`` lets faults install huge pmds; ``fault`` chooses what the faults do
 (a write, a read of the zero page, an mTHP of two entries, or any of them). Zap, fault, walker
 and reader hold mmap_lock (or the VMA lock) for read, which excludes none of them, so the lock
-is left out unless a thread takes it for write (``mmap_writers()``: the anon collapse,
-``anon_collapses``); GUP-fast (``gup_fast``) takes no lock at all (ptmc.actors.gup).
+is left out unless a thread takes it for write (``mmap_writers()``: the anon collapse, mremap,
+munmap); GUP-fast takes no lock at all, retract and the rmap walker only i_mmap_rwsem or the
+anon_vma lock. The other actors (khugepaged, the rmap walker, userfaultfd, mremap, munmap,
+pagemap, GUP-fast) are in ptmc.actors, 0 of each by default; the movers give the model a second
+pmd slot, ``pmd2``.
 
 Steps follow mm/memory.c, mm/pt_reclaim.c, mm/pgtable-generic.c, mm/mmu_gather.c,
 mm/huge_memory.c and mm/pagewalk.c of v6.14-v6.18. Purely CPU-local operations are folded into
