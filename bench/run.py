@@ -6,8 +6,10 @@
    plain-Python BFS over flat tuples (bench/plain_bfs.py). All three must agree on the states.
 2. ptmc's own rows (the reclaim model and the others): states, transitions, states/s, bytes per
    state (peak resident memory over start-up, i.e. above a ``--max-states 1`` run of the same
-   configuration), with the exact and the fingerprint store, and each reduction on and off.
+   configuration), with the exact and the fingerprint store; and the symmetry reduction on and
+   off (2b).
 3. Rate against state count, 10^4 to 10^7 states (lost update).
+4. Each actor of the reclaim model with zap and fault, and every actor at once under a time limit.
 
 Each figure is one process, timed by the operating system (CPU seconds of the finished
 process, its peak RSS); rates are states over CPU seconds less the start-up run's, so a loaded
@@ -58,6 +60,10 @@ LARGE = [
     ("no_uaf", "reclaim", ["--set", "faults=2"]),
     ("no_uaf", "reclaim", ["--set", "zaps=2"]),
 ]
+# Section 2b: the symmetry reduction on and off (interchangeable threads of one kind).
+SYMMETRY = [(["--set", "walkers=2"], "exact")]
+SYMMETRY_LARGE = [(["--set", "faults=2"], "fingerprint"), (["--set", "zaps=2"], "fingerprint")]
+
 # Section 4: each actor of the reclaim model with zap and fault (walker and reader off), then
 # everything at once under a time limit (inconclusive, with its counts, if it does not finish).
 ACTOR_BASE = ["--set", "walkers=0", "--set", "readers=0"]
@@ -230,6 +236,18 @@ def main():
             summary.append(verdict(f"reclaim states/s, over the engine of {BEFORE}", e["rate"] / rate))
             summary.append(verdict("reclaim bytes/state, fingerprint store", f["bytes"]))
 
+    print("\n## 2b. Symmetry reduction (no_uaf on reclaim)\n")
+    print("| settings | store | states | states --symmetry | reduction | CPU s | CPU s --symmetry |")
+    print("|---|---|---|---|---|---|---|")
+    no_uaf = str(ROOT / "properties" / "no_uaf.py")
+    for extra, store in SYMMETRY + ([] if args.quick else SYMMETRY_LARGE):
+        plain_run = ptmc(no_uaf, [*extra, "--store", store])
+        reduced = ptmc(no_uaf, [*extra, "--store", store, "--symmetry"])
+        assert plain_run["verdict"] == reduced["verdict"], extra
+        print(f"| {' '.join(extra[1::2])} | {store} | {plain_run['states']:,} | {reduced['states']:,} | "
+              f"{1 - reduced['states'] / plain_run['states']:.0%} | {plain_run['cpu']:.1f} | {reduced['cpu']:.1f} |",
+              flush=True)
+
     print("\n## 3. Rate against state count (lost update)\n")
     print("| N | K | states | states/s exact | bytes/state exact | states/s fingerprint | bytes/state fingerprint |")
     print("|---|---|---|---|---|---|---|")
@@ -241,7 +259,6 @@ def main():
     print("\n## 4. The actors of the reclaim model, each with zap and fault (no_uaf, exact store)\n")
     print("| actor | verdict | states | transitions | CPU s | states/s | peak RSS |")
     print("|---|---|---|---|---|---|---|")
-    no_uaf = str(ROOT / "properties" / "no_uaf.py")
     for name, extra in ACTORS:
         r = ptmc(no_uaf, [*ACTOR_BASE, *extra])
         print(f"| {name} | {r['verdict']} | {r['states']:,} | {r['transitions']:,} | {r['cpu']:.1f} | "
