@@ -76,7 +76,7 @@ ACTORS = [
     ("collapse_pte_mapped_thp (shmem)", ["--set", "collapses=1", "--set", "vma=shmem"]),
     ("rmap walker", ["--set", "rmap_walkers=1"]),
     ("anon collapse_huge_page", ["--set", "anon_collapses=1"]),
-    ("UFFDIO_MOVE", ["--set", "uffd_moves=1"]),
+    ("UFFDIO_MOVE (uffd=wp)", ["--set", "uffd_moves=1", "--set", "uffd=wp"]),
     ("UFFDIO_COPY (uffd=missing)", ["--set", "uffd_copies=1", "--set", "uffd=missing"]),
     ("mremap", ["--set", "mremaps=1"]),
     ("munmap", ["--set", "munmaps=1"]),
