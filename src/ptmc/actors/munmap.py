@@ -132,7 +132,7 @@ class Munmap(MmuGather, PteOffsetMapLock):
 
     @step("mm/memory.c:free_pte_range")
     def free_pte_range(self, s):
-        # token = pmd_pgtable(*pmd); pmd_clear(pmd) with no lock at all: nobody can reach the range.
+        # The table is taken from the pmd and the pmd cleared, with no lock at all: nobody can reach the range.
         table = pmd_clear(s, self.slot)
         if not pmd_table(table):  # (only without munmap_detach can anybody have changed it)
             s.report("use-after-free", f"{s.actor} frees pmd_pgtable() of pmd value {table or 'none'}, "

@@ -309,7 +309,7 @@ class UffdCopy(PteAlloc, PteOffsetMapLock, MmapReader):
 
     @step("mm/userfaultfd.c:mfill_atomic")
     def mfill_atomic(self, s):
-        # dst_pmdval = pmdp_get_lockless(dst_pmd); a none pmd gets a table (__pte_alloc()).
+        # A lockless read of the destination pmd; a none pmd gets a table (__pte_alloc()).
         if pmd_none(pmdp_get_lockless(s, self.dst)):
             return self.call(PteAlloc, then="mfill_pmd_check", alloc_slot=self.dst)
 
