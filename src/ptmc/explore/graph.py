@@ -71,19 +71,25 @@ def trace_graph(system: System, ex: Exploration) -> nx.DiGraph:
 def pcs_graph(system: System, ex: Exploration) -> nx.DiGraph:
     """States merged by control location: node = where every thread is; edge = a step."""
     layout = system.layout
-    where = lambda state: " | ".join(layout.show_slot(s, state[s]) for s in layout.pc_slot)  # noqa: E731
+    return _quotient(system, ex, lambda state: " | ".join(layout.show_slot(s, state[s]) for s in layout.pc_slot))
+
+
+def _quotient(system: System, ex: Exploration, label, self_loops: bool = True) -> nx.DiGraph:
+    """The explored states merged by ``label``: a node per label with the number of states it
+    stands for, an edge per step between labels (``self_loops``: also a step within one)."""
     g = nx.DiGraph()
     for state in ex.store.states:
-        key = where(state)
+        key = label(state)
         if key in g:
             g.nodes[key]["states"] += 1
         else:
             g.add_node(key, states=1)
         for tr, nxt in system.successors(state):
-            target = where(nxt)
-            if target not in g:
-                g.add_node(target, states=0)
-            _add_edge(g, key, target, _label(system, tr))
+            target = label(nxt)
+            if self_loops or target != key:
+                if target not in g:
+                    g.add_node(target, states=0)
+                _add_edge(g, key, target, _label(system, tr))
     return g
 
 
@@ -118,19 +124,7 @@ def projected_graph(system: System, ex: Exploration, items) -> nx.DiGraph:
     """The quotient by ``items`` (see projection()): a node per value of the projection with
     the number of states it stands for; an edge where a step changes it."""
     _, label = projection(system, items)
-    g = nx.DiGraph()
-    for state in ex.store.states:
-        key = label(state)
-        if key in g:
-            g.nodes[key]["states"] += 1
-        else:
-            g.add_node(key, states=1)
-        for tr, nxt in system.successors(state):
-            target = label(nxt)
-            if target != key:  # a step that leaves the projection as it was is not drawn
-                if target not in g:
-                    g.add_node(target, states=0)
-                _add_edge(g, key, target, _label(system, tr))
+    g = _quotient(system, ex, label, self_loops=False)  # a step that leaves the projection as it was is not drawn
     if ex.found is not None:
         path = [label(ex.store.states[n]) for n in ex.store.path(ex.found.state)]
         for key in path:
