@@ -9,9 +9,8 @@ import itertools
 from dataclasses import dataclass, field
 
 from . import workflow
-from .batch import Run, run_all
+from .batch import Run, properties_of_one_model, run_all
 from .errors import PtmcError
-from .properties import load_property
 
 
 @dataclass
@@ -28,13 +27,7 @@ class Ablation:
 def plan(property_files, *, model_path=None, settings=None, sweep=(), pairs=False) -> tuple[Ablation, list]:
     """The ablation of the guards of the properties' model, and the runs it takes (each with
     its place in the table)."""
-    if not property_files:
-        raise PtmcError("ablate needs at least one property file")
-    props = [load_property(p) for p in property_files]
-    models = {model_path or p.model_path for p in props}
-    if len(models) != 1 or None in models or "" in models:
-        raise PtmcError("the properties of one ablation must check one model (give --model)")
-    cls = workflow.load_model_class(models.pop())
+    props, cls = properties_of_one_model(property_files, model_path, "ablate", "ablation")
     configurations = configurations_of(cls, dict(settings or {}), sweep)
     guards = cls({**props[0].params, **configurations[0]}).guards()
     if not guards:

@@ -13,7 +13,21 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 
 from . import limits, workflow
+from .errors import PtmcError
+from .properties import load_property
 from .result import INCONCLUSIVE, Result
+
+
+def properties_of_one_model(property_files, model_path, command: str, noun: str) -> tuple[list, type]:
+    """The loaded properties of a batch command (``ablate``: an ablation, ``matrix``: a matrix)
+    and the one model class they all check."""
+    if not property_files:
+        raise PtmcError(f"{command} needs at least one property file")
+    props = [load_property(p) for p in property_files]
+    models = {model_path or p.model_path for p in props}
+    if len(models) != 1 or None in models or "" in models:
+        raise PtmcError(f"the properties of one {noun} must check one model (give --model)")
+    return props, workflow.load_model_class(models.pop())
 
 
 @dataclass(frozen=True)

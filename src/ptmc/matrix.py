@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from . import workflow
-from .batch import Run, run_all
+from .batch import Run, properties_of_one_model, run_all
 from .errors import PtmcError
 from .kernel.config import ALIAS, PARAMS, allowed
 from .properties import load_property
@@ -26,13 +26,7 @@ class Matrix:
 
 
 def plan(property_files, *, model_path=None, settings=None, variants=(), without=()) -> tuple[Matrix, list]:
-    if not property_files:
-        raise PtmcError("matrix needs at least one property file")
-    props = [load_property(p) for p in property_files]
-    models = {model_path or p.model_path for p in props}
-    if len(models) != 1 or None in models or "" in models:
-        raise PtmcError("the properties of one matrix must check one model (give --model)")
-    cls = workflow.load_model_class(models.pop())
+    props, cls = properties_of_one_model(property_files, model_path, "matrix", "matrix")
     base = dict(settings or {})
     fixed = [n for n in base if n in PARAMS]
     if fixed:

@@ -30,7 +30,7 @@ from operator import is_not
 
 from ..errors import ModelError
 from ..state import encode, identical  # noqa: F401 (encode: re-exported)
-from .store import UNHASHABLE, StoreFull
+from .store import UNHASHABLE, StoreFull, parent_path
 
 _MASK = (1 << 64) - 1
 CHUNK = 1024  # states per chunk of the queue
@@ -240,11 +240,7 @@ class FingerprintStore:
         return state
 
     def path(self, number: int) -> list[int]:
-        out = []
-        while number >= 0:
-            out.append(number)
-            number = self.parent[number]
-        return out[::-1]
+        return parent_path(self.parent, number)
 
     def is_stored(self, number: int, state: tuple) -> bool:
         """State ``number`` is ``state`` (has its fingerprint)."""

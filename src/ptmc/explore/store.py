@@ -22,6 +22,16 @@ from ..state import identical
 UNHASHABLE = "a thread local or shared variable holds an unhashable value (use tuples, not lists or dicts)"
 
 
+def parent_path(parent, number: int) -> list[int]:
+    """State numbers from the initial state to ``number``, following the parent links (every
+    store keeps them, -1 at an initial state)."""
+    out = []
+    while number >= 0:
+        out.append(number)
+        number = parent[number]
+    return out[::-1]
+
+
 class StoreFull(Exception):
     """A new state was reached with ``capacity`` states stored (``--max-states``)."""
 
@@ -124,8 +134,4 @@ class Store:
         return [self.states[n] for n in numbers]
 
     def path(self, number: int) -> list[int]:
-        out = []
-        while number >= 0:
-            out.append(number)
-            number = self.parent[number]
-        return out[::-1]
+        return parent_path(self.parent, number)
