@@ -25,10 +25,15 @@ def explore_model(model: Model, checks, *, max_states: int | None = None,
     names of ptmc.reduce (a reduction with nothing to reduce in this model is left out)."""
     checks = [c.bind(type(model)) for c in checks]
     system = ENGINES[engine](model)
-    checks += [w for w in model.witnesses() if w.name not in {c.name for c in checks}]
+    checks = with_witnesses(model, checks)
     active = [r for r in (REDUCTIONS[name](system) for name in reductions) if r]
     return system, explore(system, checks, max_states=max_states, progress=progress, limit=limit,
                            observers=model.observers(system), store=store, reductions=active)
+
+
+def with_witnesses(model: Model, checks) -> list:
+    """``checks`` and the model's own witnesses (a property's witness of the same name wins)."""
+    return checks + [w for w in model.witnesses() if w.name not in {c.name for c in checks}]
 
 
 def check_model(model: Model, checks, *, property_name: str = "", max_states: int | None = None,

@@ -1,0 +1,274 @@
+"""Exploration on several workers (``--workers N``, ``--cluster ADDRESS``): the same BFS, level
+by level, with the visited states partitioned by fingerprint (partition.py).
+
+Each level the coordinator asks every partition to expand its share of the frontier; the
+successors travel to their owners as compact records, worker to worker; the owners keep the
+new ones. The coordinator then numbers the level's new states in the order the single-process
+explorer would have stored them (by the smallest key that reached each), and decides, from the
+keys of what the partitions found, where the single-process run would have stopped: a
+deadlock at state n, a violation at transition (n, j), or the state limit. The counts at that
+point are tallied from the partitions. So states, transitions, verdict, counterexample and
+witnesses are the single-process run's whatever the number of workers (tests/test_cluster.py).
+
+The counterexample is rebuilt by replay: the partitions keep, per state, the key it was first
+reached by, i.e. its parent's number and the index of the transition among the parent's
+successors.
+
+Backends move the records: ``Inline`` (partitions in this process, for tests of the protocol)
+and ``RayCluster`` (ray_backend.py: one Ray actor per partition; a batch goes from the actor
+that made it to the one that owns it through Ray's object store, not through the
+coordinator).
+"""
+from __future__ import annotations
+
+import time
+from array import array
+from heapq import merge
+
+from ..errors import PtmcError
+from ..result import HOLDS, INCONCLUSIVE, VIOLATED
+from .bfs import Exploration, Found, Witnesses, _invariant_failure
+from .fingerprint import collision_probability, fingerprint
+from .partition import KEY_BITS, KEY_MASK, STORED, STUCK, Partition, order
+from .store import parent_path
+
+
+class Inline:
+    """Partitions in this process: the protocol without a framework (tests)."""
+
+    def __init__(self, workers: int):
+        self.workers = workers
+        self.parts: list[Partition] = []
+        self.exchanged = 0  # bytes sent from one partition to another
+
+    def start(self, job) -> None:
+        self.parts = [Partition(job, i, self.workers) for i in range(self.workers)]
+
+    def call(self, method: str, args: list) -> list:
+        """``method`` of each partition with its arguments (None: not called, result None)."""
+        return [None if a is None else getattr(p, method)(*a) for p, a in zip(self.parts, args)]
+
+    def level(self, depth: int) -> tuple[list, list]:
+        expanded = [p.expand(depth) for p in self.parts]
+        self.exchanged += sum(len(b) for src, (batches, _) in enumerate(expanded)
+                              for dst, b in enumerate(batches) if dst != src)
+        received = [p.receive(depth, [batches[i] for batches, _ in expanded]) for i, p in enumerate(self.parts)]
+        return [s for _, s in expanded], received
+
+    def stop(self) -> None:
+        self.parts = []
+
+
+class ClusterStore:
+    """What a distributed run keeps on the coordinator: the count, and the parent links of the
+    paths it reports (the store interface ``describe`` and ``trace_steps`` use)."""
+
+    MEMORY_HINT = ""
+
+    def __init__(self, states: int, links: dict, probability: float | None):
+        self.states, self.links, self.probability = states, links, probability
+
+    def __len__(self) -> int:
+        return self.states
+
+    def path(self, number: int) -> list[int]:
+        return parent_path({n: p for n, (p, _) in self.links.items()}, number)
+
+    def path_states(self, numbers: list[int], system) -> list[tuple]:
+        state = system.initial
+        out = [state]
+        for number in numbers[1:]:
+            state = system.successors(state)[self.links[number][1]][1]
+            out.append(state)
+        return out
+
+    def collision_probability(self) -> float | None:
+        return self.probability
+
+
+def explore_cluster(system, checks, backend, job, *, max_states=None, progress=None, limit=None,
+                    observers=()) -> Exploration:
+    """Explore ``system`` (the coordinator's copy, used for the initial state and for replay)
+    on ``backend``'s workers, each of which builds the same system from ``job``."""
+    start = time.monotonic()
+    invariants = [c for c in checks if c.kind == "invariant"]
+    by_name = {c.name: c for c in checks} | {o.check.name: o.check for o in observers}
+    witnesses = Witnesses(system, [c for c in checks if c.kind == "reachable"])
+    found = _invariant_failure(system, invariants, system.initial, 0, None, -1)
+    for obs in observers:
+        if found is None and (message := obs.initial(system.initial)):
+            found = Found(obs.check, message, 0, 0)
+    witnesses.state(system.initial, 0, None, -1)
+    hits = {name: None for name in witnesses.found}  # witness name -> (length, key), None: initial
+    if found is not None:
+        return _exploration(system, witnesses, ClusterStore(1, {0: (-1, 0)}, None), HOLDS, 0, 0, start,
+                            found, "", 0, set(), {}, 0, observers)
+
+    run = _Run(backend, job, system, max_states, by_name)
+    try:
+        return run.explore(start, progress, limit, witnesses, hits, observers)
+    finally:
+        backend.stop()
+
+
+class _Run:
+    def __init__(self, backend, job, system, max_states, by_name):
+        self.backend, self.job, self.system = backend, job, system
+        self.max_states, self.by_name = max_states, by_name
+        self.workers = backend.workers
+
+    def explore(self, start, progress, limit, witnesses, hits, observers) -> Exploration:
+        backend, workers, system = self.backend, self.workers, self.system
+        backend.start(self.job)
+        backend.call("seed", [() if w == fingerprint(system.initial) % workers else None
+                              for w in range(workers)])
+        states, transitions, deadlocks, crashed, generated, depth, frontier = 1, 0, 0, 0, 0, 0, 1
+        taken: set = set()
+        found, found_index, reason = None, None, ""
+        last_report = start
+        while True:
+            try:
+                if limit is not None and (stop := limit()):
+                    reason = stop
+                    break
+                expanded, received = backend.level(depth)
+            except KeyboardInterrupt:
+                reason = "interrupted"
+                break
+            keys = list(merge(*(array("q", k) for k, _ in received)))
+            stop = self._first_stop(expanded, received, keys, states)
+            if stop is None:
+                transitions += sum(e["transitions"] for e in expanded)
+                deadlocks += sum(e["deadlocks"] for e in expanded)
+                crashed += sum(e["crashed"] for e in expanded)
+                generated += sum(r["generated"] for _, r in received)
+                for e in expanded:
+                    taken |= e["taken"].keys()
+                self._note_hits(hits, expanded, received, depth, None)
+                if not keys:
+                    break
+                numbers = {key: states + rank for rank, key in enumerate(keys)}
+                backend.call("enter", [(array("q", [numbers[k] for k in array("q", mine)]).tobytes(),)
+                                       for mine, _ in received])
+                states += len(keys)
+                frontier = len(keys)
+                depth += 1
+                if progress is not None and time.monotonic() - last_report >= 1.0:
+                    last_report = time.monotonic()
+                    progress(states, transitions, depth, frontier, last_report - start)
+                continue
+            kind, at, message_or_none = stop
+            # Where the single-process run stops, and what it has looked at by then.
+            if kind == "violation":
+                key, phase, name, message = at
+                found = Found(self.by_name[name], message, depth + 1, key >> KEY_BITS)
+                found_index, cut = key & KEY_MASK, order(key, phase)
+                after = [s for s in backend.call("stuck_after", [(key >> KEY_BITS,)] * workers) if s]
+                last = 1 << 62
+                if after:
+                    number, (name, message) = min(after)
+                    found, found_index, last = Found(self.by_name[name], message, depth, number), None, number
+            elif kind == "stuck":
+                number, (name, message) = at
+                found, found_index = Found(self.by_name[name], message, depth, number), None
+                last, cut = number, (number << KEY_BITS, STUCK)
+            else:  # the state limit
+                key = at
+                last, cut = key >> KEY_BITS, order(key, STORED)
+                reason = f"state limit {self.max_states} reached"
+            tallies = backend.call("tally", [(last, cut)] * workers)
+            transitions += sum(t["transitions"] for t in tallies)
+            deadlocks += sum(t["deadlocks"] for t in tallies)
+            crashed += sum(t["crashed"] for t in tallies)
+            for t in tallies:
+                taken |= t["taken"].keys()
+            kept = [k for k in keys if order(k, STORED) < cut]
+            generated += len(kept)
+            self._note_hits(hits, [{"hits": t["hits"]} for t in tallies], received, depth, cut)
+            states += len(kept)
+            frontier = states - last if kind == "limit" else 0
+            break
+        if reason:
+            reason = (f"{reason}: {states} states, {transitions} transitions, depth {depth}, "
+                      f"{frontier} states not yet expanded")
+        wanted = [f.state for f in [found] if f is not None] + [k >> KEY_BITS for _, k in filter(None, hits.values())]
+        links = self._links(wanted)
+        probability = None if self.job.store == "exact" else collision_probability(states, generated)
+        store = ClusterStore(states, links, probability)
+        verdict = VIOLATED if found is not None else (INCONCLUSIVE if reason else HOLDS)
+        if found_index is not None:
+            found.transition, found.target = _replay(system, store, found.state, found_index)
+        return _exploration(system, witnesses, store, verdict, transitions, depth, start, found, reason,
+                            deadlocks, taken, hits, crashed, observers)
+
+    def _first_stop(self, expanded, received, keys, states):
+        """The first place, in single-process order, where this level's exploration stops: a
+        deadlock or end-state failure, a violation, or the state limit; None if it does not."""
+        candidates = []
+        stuck = [e["stuck"] for e in expanded if e["stuck"]]
+        if stuck:
+            number, finding = min(stuck)
+            candidates.append(((number << KEY_BITS, STUCK), "stuck", (number, finding)))
+        violations = [e["found"] for e in expanded if e["found"]] + [r["found"] for _, r in received if r["found"]]
+        if violations:
+            v = min(violations, key=lambda f: order(f[0], f[1]))
+            candidates.append((order(v[0], v[1]), "violation", v))
+        if self.max_states is not None and states + len(keys) > self.max_states:
+            key = keys[self.max_states - states]
+            candidates.append((order(key, STORED), "limit", key))
+        if not candidates:
+            return None
+        _, kind, at = min(candidates, key=lambda c: c[0])
+        return kind, at, None
+
+    def _note_hits(self, hits, expanded, received, depth, cut) -> None:
+        """The first witness hits of this level (before ``cut``), for witnesses not hit yet."""
+        level = {}
+        for part in [e["hits"] for e in expanded] + [r["hits"] for _, r in received]:
+            for name, kp in part.items():
+                if (cut is None or kp < cut) and (name not in level or kp < level[name]):
+                    level[name] = kp
+        for name, (key, _) in level.items():
+            if name not in hits:
+                hits[name] = (depth + 1, key)
+
+    def _links(self, numbers) -> dict:
+        """Parent number and transition index of every state on the paths to ``numbers``."""
+        links, want = {}, set(numbers)
+        while want:
+            got = {}
+            for part in self.backend.call("parent_keys", [(sorted(want),)] * self.workers):
+                got.update(part)
+            links.update({n: (-1, 0) if k < 0 else (k >> KEY_BITS, k & KEY_MASK) for n, k in got.items()})
+            want = {p for p, _ in (links[n] for n in want) if p >= 0 and p not in links}
+        return links
+
+
+def _exploration(system, witnesses, store, verdict, transitions, depth, start, found, reason, deadlocks,
+                 taken, hits, crashed, observers) -> Exploration:
+    """The Exploration of a distributed run: what was found, replayed into transitions."""
+    for name, hit in hits.items():
+        if hit is not None:
+            check = next(c for c in witnesses.checks if c.name == name)
+            length, key = hit
+            tr, target = _replay(system, store, key >> KEY_BITS, key & KEY_MASK)
+            witnesses.found[name] = Found(check, check.description, length, key >> KEY_BITS, tr, target)
+    missing = witnesses.missing() if found is None and not reason else []
+    if missing and verdict == HOLDS:
+        verdict = VIOLATED
+    return Exploration(verdict, store, transitions, depth, time.monotonic() - start, found, reason, deadlocks,
+                       taken, witnesses.found, missing, [o.check.name for o in observers], crashed, [])
+
+
+def _replay(system, store, number: int, index: int):
+    state = store.path_states(store.path(number), system)[-1]
+    return system.successors(state)[index]
+
+
+def check_workers(workers: int | None, cluster: str | None, reductions) -> None:
+    if workers is not None and workers < 1:
+        raise PtmcError("--workers must be at least 1")
+    if reductions and (workers or cluster):
+        raise PtmcError(f"--{reductions[0]} does not combine with --workers or --cluster yet")
+
+

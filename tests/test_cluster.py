@@ -1,0 +1,93 @@
+"""Distributed exploration against the single-process explorer: the same states, transitions,
+verdicts, counterexamples and witnesses on any number of workers, on shipped models (their
+properties and variants) and on generated ones; first with the partitions in this process
+(``Inline``: the protocol itself), then on a real local Ray cluster of two workers."""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from conftest import ROOT
+from test_compiled import CHECK_SETS, make_model
+from ptmc.explore import ENGINES, describe, explore_model, with_witnesses
+from ptmc.explore.cluster import Inline, explore_cluster
+from ptmc.explore.partition import Job
+from ptmc.model import load_model_class
+from ptmc.properties import load_property
+
+
+def both(model_of, checks, workers, **kw):
+    """The single-process and the distributed run of the same model: described results."""
+    model = model_of()
+    system, ex = explore_model(model, checks, **kw)
+    single = dataclasses.replace(describe(system, ex, model, checks, "p"), seconds=0)
+    model = model_of()
+    system = ENGINES["compiled"](model)
+    bound = with_witnesses(model, [c.bind(type(model)) for c in checks])
+    ex = explore_cluster(system, bound, Inline(workers), Job(build=lambda: (model_of(), checks)),
+                         observers=model.observers(system), **kw)
+    return single, dataclasses.replace(describe(system, ex, model, checks, "p"), seconds=0)
+
+
+def shipped(names, **params):
+    """Each property's checks on its model, with no variant and each one."""
+    out = []
+    for name in names:
+        prop = load_property(ROOT / "properties" / f"{name}.py")
+        cls = load_model_class(prop.model_path)
+        for variants in [[], *([v] for v in cls.variants())]:
+            out.append(pytest.param(prop, cls, {**prop.params, **params}, [*prop.variants, *variants],
+                                    id="-".join([name, *variants])))
+    return out
+
+
+SMALL = {"walkers": 0, "readers": 0}  # the reclaim model's handshake alone: each run < 1 s
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3])
+@pytest.mark.parametrize("prop, cls, params, variants",
+                         shipped(["no_uaf", "no_deadlock", "no_leak", "no_lost_pte", "tlb_coherent"], **SMALL))
+def test_shipped_runs_agree(prop, cls, params, variants, workers):
+    single, distributed = both(lambda: cls(params, variants), prop.checks, workers)
+    assert distributed == single
+
+
+@pytest.mark.parametrize("prop, cls, params, variants",
+                         shipped(["refcount2022_exact", "refcount2022_no_lost_mapping", "gup_stable"]))
+def test_other_models_agree(prop, cls, params, variants):
+    single, distributed = both(lambda: cls(params, variants), prop.checks, 2)
+    assert distributed == single
+
+
+@pytest.mark.parametrize("limit", [1, 2, 700, 1293, 1294])
+def test_a_state_limit_stops_where_the_single_process_run_stops(limit):
+    cls = load_model_class(ROOT / "model" / "reclaim.py")
+    prop = load_property(ROOT / "properties" / "no_uaf.py")
+    single, distributed = both(lambda: cls(SMALL), prop.checks, 2, max_states=limit)
+    assert distributed == single
+    assert single.verdict == ("holds" if limit == 1294 else "inconclusive")
+
+
+def test_the_default_run_agrees_on_two_workers():
+    cls = load_model_class(ROOT / "model" / "reclaim.py")
+    prop = load_property(ROOT / "properties" / "no_deadlock.py")
+    single, distributed = both(lambda: cls(), prop.checks, 2)
+    assert distributed == single and single.states == 47815
+
+
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 3), st.sampled_from(range(len(CHECK_SETS))), st.data())
+def test_generated_models_agree(workers, checks, data):
+    from test_compiled import PROGRAMS
+    cls = make_model(data.draw(PROGRAMS))
+    try:
+        explore_model(cls(), CHECK_SETS[checks])
+    except Exception:  # noqa: BLE001 - a program the explorer refuses (tests/test_compiled.py)
+        return
+    single, distributed = both(cls, CHECK_SETS[checks], workers)
+    assert distributed == single
