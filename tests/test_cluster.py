@@ -29,7 +29,9 @@ def both(model_of, checks, workers, **kw):
     bound = with_witnesses(model, [c.bind(type(model)) for c in checks])
     ex = explore_cluster(system, bound, Inline(workers), Job(build=lambda: (model_of(), checks)),
                          observers=model.observers(system), **kw)
-    return single, dataclasses.replace(describe(system, ex, model, checks, "p"), seconds=0)
+    distributed = describe(system, ex, model, checks, "p")
+    assert distributed.workers == workers and (distributed.exchanged > 0) == (workers > 1)
+    return single, dataclasses.replace(distributed, seconds=0, workers=0, exchanged=0)
 
 
 def shipped(names, **params):

@@ -115,6 +115,10 @@ def main():
 @click.option("--store", type=click.Choice(["exact", "fingerprint"]), default="exact", show_default=True,
               help="Visited states: exact, or 64-bit fingerprints (~30 bytes a state; the chance that "
                    "a collision hid a state is printed).")
+@click.option("--workers", type=click.IntRange(min=1), metavar="N",
+              help="Explore on N workers (a local Ray instance, or N of --cluster's): the same result.")
+@click.option("--cluster", metavar="ADDRESS",
+              help="Explore on the Ray cluster at ADDRESS (HEAD:6379, or auto); see docs/cluster.md.")
 @click.option("--symmetry", is_flag=True,
               help="Explore interchangeable threads (the model's ``symmetric`` kinds) up to permutation; "
                    "counterexamples stay concrete traces of the same length.")
@@ -129,7 +133,8 @@ def main():
               help="Where the HTML viewer links a step's kernel function ({file}, {function} are replaced).")
 @click.pass_context
 def check(ctx, property_file, model_path, variants, settings, max_states, out_dir, timeout, max_memory,
-          without, witnesses, store, symmetry, as_json, events, sarif_file, junit_file, source_url):
+          without, witnesses, store, workers, cluster, symmetry, as_json, events, sarif_file, junit_file,
+          source_url):
     """Explore every interleaving of the model and check PROPERTY_FILE (and its z3 obligations)."""
     if as_json and events:
         raise click.UsageError("--json and --events both print on stdout: choose one")
@@ -141,7 +146,7 @@ def check(ctx, property_file, model_path, variants, settings, max_states, out_di
     result = workflow.check(property_file, model_path=model_path, variants=variants, settings=values,
                             max_states=max_states, max_memory=max_memory, progress=progress,
                             timeout=timeout, witnesses=witnesses, store=store, without=without,
-                            reductions=["symmetry"] if symmetry else [])
+                            reductions=["symmetry"] if symmetry else [], workers=workers, cluster=cluster)
     progress.finish(result.states, result.transitions, result.depth, result.seconds)
     if stream:
         stream.verdict(result)

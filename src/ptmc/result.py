@@ -70,6 +70,8 @@ class Result:
     store: str = "exact"  # the visited store: exact, or fingerprint (lossy)
     collision_probability: float | None = None  # fingerprint store: that a collision hid a state
     reductions: list[str] = field(default_factory=list)  # e.g. ["symmetry"]: states are orbit representatives
+    workers: int = 0  # a distributed run's workers (0: one process)
+    exchanged: int = 0  # bytes of state records sent between workers
 
     @property
     def exit_code(self) -> int:

@@ -44,11 +44,13 @@ def instantiate(model_path, params: dict, variants) -> Model:
 
 def check(property_file, *, model_path=None, variants=(), settings=None, max_states=None,
           max_memory=None, progress=None, timeout=None, explore=True, witnesses=(), exclude=(),
-          store="exact", without=(), reductions=()) -> Result:
+          store="exact", without=(), reductions=(), workers=None, cluster=None) -> Result:
     """Explore the property's model against its checks (unless ``explore`` is false; without
     the checks named in ``exclude``) and prove its z3 obligations; the verdict is violated if
     either fails, inconclusive if either could not finish (state or memory limit, Ctrl-C,
-    solver time-out) and nothing failed. ``reductions``: names of ptmc.reduce to explore under."""
+    solver time-out) and nothing failed. ``reductions``: names of ptmc.reduce to explore under.
+    ``workers``, ``cluster``: explore on that many Ray workers, of a local instance or of the
+    cluster at that address (explore/cluster.py)."""
     prop = load_property(property_file)
     prop.checks = [c for c in prop.checks if c.name not in exclude]
     model_file = model_path or prop.model_path or None
@@ -63,9 +65,13 @@ def check(property_file, *, model_path=None, variants=(), settings=None, max_sta
         raise PtmcError("--without switches off a guard of the explored model; this run explores none")
     if explore and prop.checks:
         model = model_cls(model_settings, model_variants, without=without)
+        distributed = None
+        if workers or cluster:
+            distributed = _distributed(workers, cluster, prop, model_file, model_settings, model_variants,
+                                       without, exclude, store)
         result = check_model(model, prop.checks, property_name=prop.name, max_states=max_states,
                              progress=progress, limit=MemoryLimit(max_memory), witness_traces=witnesses,
-                             store=store, reductions=reductions)
+                             store=store, reductions=reductions, distributed=distributed)
     else:
         result = Result(property=prop.name, model=model_cls.name if model_cls else "",
                         variants=sorted(set(all_variants)), params={}, threads=[], verdict=HOLDS,
@@ -84,6 +90,18 @@ def check(property_file, *, model_path=None, variants=(), settings=None, max_sta
             result.reason = "; ".join(filter(None, [result.reason, done]))
         result.verdict = _combine(result.verdict, smt_verdict(result.obligations))
     return result
+
+
+def _distributed(workers, cluster, prop, model_file, params, variants, without, exclude, store):
+    """The Ray backend and the job its workers rebuild the run from (the same files, checked
+    by digest, and the same ptmc)."""
+    from .explore.partition import Job, file_digest, source_digest
+    from .explore.ray_backend import RayCluster
+    files = [str(Path(prop.path).resolve()), str(Path(model_file).resolve())]
+    job = Job(property_file=files[0], model_file=files[1], params=dict(params), variants=tuple(variants),
+              without=tuple(without), exclude=tuple(exclude), store=store,
+              files={file_digest(f): f for f in files}, source=source_digest())
+    return RayCluster(workers, cluster), job
 
 
 def prove(property_file, *, variants=(), settings=None, timeout=None) -> Result:

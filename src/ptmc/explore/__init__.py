@@ -6,6 +6,7 @@ from ..model import Model
 from ..reduce import REDUCTIONS
 from ..result import Result, Violation, Witness
 from .bfs import Exploration, explore
+from .cluster import explore_cluster
 from .compiled import CompiledSystem
 from .system import System
 from .trace import trace_steps
@@ -19,13 +20,20 @@ ENGINES = {"compiled": CompiledSystem, "reference": System}
 
 def explore_model(model: Model, checks, *, max_states: int | None = None,
                   progress=None, limit=None, engine: str = "compiled", store: str = "exact",
-                  reductions=()) -> tuple[System, Exploration]:
+                  reductions=(), distributed=None) -> tuple[System, Exploration]:
     """Explore ``model`` against ``checks`` (each bound to the model: an input error if the
     model lacks what it needs), the model's own witnesses and its observers; ``reductions``:
-    names of ptmc.reduce (a reduction with nothing to reduce in this model is left out)."""
+    names of ptmc.reduce (a reduction with nothing to reduce in this model is left out);
+    ``distributed``: (backend, partition.Job) to explore on workers (cluster.py)."""
     checks = [c.bind(type(model)) for c in checks]
     system = ENGINES[engine](model)
     checks = with_witnesses(model, checks)
+    if distributed is not None:
+        if reductions:
+            raise PtmcError(f"--{reductions[0]} does not combine with --workers or --cluster")
+        backend, job = distributed
+        return system, explore_cluster(system, checks, backend, job, max_states=max_states, progress=progress,
+                                       limit=limit, observers=model.observers(system))
     active = [r for r in (REDUCTIONS[name](system) for name in reductions) if r]
     return system, explore(system, checks, max_states=max_states, progress=progress, limit=limit,
                            observers=model.observers(system), store=store, reductions=active)
@@ -38,11 +46,11 @@ def with_witnesses(model: Model, checks) -> list:
 
 def check_model(model: Model, checks, *, property_name: str = "", max_states: int | None = None,
                 progress=None, limit=None, witness_traces=(), engine: str = "compiled",
-                store: str = "exact", reductions=()) -> Result:
+                store: str = "exact", reductions=(), distributed=None) -> Result:
     """Explore ``model`` exhaustively against ``checks`` and describe the outcome; with the
     trace of each witness named in ``witness_traces``."""
     system, ex = explore_model(model, checks, max_states=max_states, progress=progress, limit=limit,
-                               engine=engine, store=store, reductions=reductions)
+                               engine=engine, store=store, reductions=reductions, distributed=distributed)
     return describe(system, ex, model, checks, property_name, witness_traces, store)
 
 
@@ -76,6 +84,8 @@ def describe(system: System, ex: Exploration, model: Model, checks, property_nam
         store=store,
         collision_probability=ex.store.collision_probability(),
         reductions=list(ex.reductions),
+        workers=ex.workers,
+        exchanged=ex.exchanged,
     )
     result.checks += ex.observed
     missing = {c.name for c in ex.missing}

@@ -52,6 +52,8 @@ class Exploration:
     observed: list = field(default_factory=list)  # names of the observers' checks
     crashed: int = 0  # transitions into undefined behaviour that no check watches (paths end)
     reductions: list = field(default_factory=list)  # names of the reductions explored under
+    workers: int = 0  # a distributed run's workers (cluster.py; 0: this process)
+    exchanged: int = 0  # bytes of state records sent between workers
 
 
 # The visited stores (--store): every state exactly, or 64-bit fingerprints.

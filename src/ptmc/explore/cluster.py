@@ -25,7 +25,6 @@ import time
 from array import array
 from heapq import merge
 
-from ..errors import PtmcError
 from ..result import HOLDS, INCONCLUSIVE, VIOLATED
 from .bfs import Exploration, Found, Witnesses, _invariant_failure
 from .fingerprint import collision_probability, fingerprint
@@ -50,10 +49,9 @@ class Inline:
 
     def level(self, depth: int) -> tuple[list, list]:
         expanded = [p.expand(depth) for p in self.parts]
-        self.exchanged += sum(len(b) for src, (batches, _) in enumerate(expanded)
-                              for dst, b in enumerate(batches) if dst != src)
-        received = [p.receive(depth, [batches[i] for batches, _ in expanded]) for i, p in enumerate(self.parts)]
-        return [s for _, s in expanded], received
+        self.exchanged += sum(p.sent() for p in self.parts)
+        received = [p.receive(depth, *(out[i] for out in expanded)) for i, p in enumerate(self.parts)]
+        return [out[-1] for out in expanded], received
 
     def stop(self) -> None:
         self.parts = []
@@ -106,9 +104,11 @@ def explore_cluster(system, checks, backend, job, *, max_states=None, progress=N
 
     run = _Run(backend, job, system, max_states, by_name)
     try:
-        return run.explore(start, progress, limit, witnesses, hits, observers)
+        ex = run.explore(start, progress, limit, witnesses, hits, observers)
     finally:
         backend.stop()
+    ex.workers, ex.exchanged = backend.workers, backend.exchanged
+    return ex
 
 
 class _Run:
@@ -263,12 +263,3 @@ def _exploration(system, witnesses, store, verdict, transitions, depth, start, f
 def _replay(system, store, number: int, index: int):
     state = store.path_states(store.path(number), system)[-1]
     return system.successors(state)[index]
-
-
-def check_workers(workers: int | None, cluster: str | None, reductions) -> None:
-    if workers is not None and workers < 1:
-        raise PtmcError("--workers must be at least 1")
-    if reductions and (workers or cluster):
-        raise PtmcError(f"--{reductions[0]} does not combine with --workers or --cluster yet")
-
-

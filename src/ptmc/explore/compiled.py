@@ -59,6 +59,11 @@ class CompiledSystem(System):
         For an exploration with no per-transition check: no pairs, no Transition looked at."""
         return self._expand
 
+    def changer(self):
+        """``changes(state, marks)``: as ``expand``, but each successor as the (slot, value)
+        pairs its step writes (a distributed run encodes successors from them)."""
+        return self._changes
+
     def taken(self, marks: list) -> set:
         """The (tid, pc) of the steps an ``expand`` marked."""
         return {(tid, flag - base) for tid, base in enumerate(self.mark_base)
@@ -107,10 +112,7 @@ class CompiledSystem(System):
                        "                    marked = []",
                        f"                marked.append({base} + pc)",
                        "            for writes in node.writes:",
-                       "                values = list(state)",
-                       "                for slot, value in writes:",
-                       "                    values[slot] = value",
-                       "                append(tuple(values))"]
+                       "                NEXT"]
             base += len(ct.roots)
         expand.append("    return nexts")
         self.marks = base
@@ -118,9 +120,16 @@ class CompiledSystem(System):
         # An unhashable value read makes the look-up raise TypeError: say what it is.
         expand = [expand[0], "    try:", *("    " + line for line in expand[1:]),
                   "    except TypeError:", "        raise ModelError(UNHASHABLE) from None"]
-        source = "\n".join(succ + [""] + expand)
+        build = ["values = list(state)", "for slot, value in writes:", "    values[slot] = value",
+                 "append(tuple(values))"]
+        changes = [line.replace("def expand", "def changes") for line in expand]
+        expand = [x for line in expand for x in ([line.replace("NEXT", b) for b in build] if "NEXT" in line else [line])]
+        expand = [line.replace("    values[slot]", "        values[slot]") if "values[slot] = value" in line else line
+                  for line in expand]
+        changes = [line.replace("NEXT", "append(writes)") for line in changes]
+        source = "\n".join(succ + [""] + expand + [""] + changes)
         exec(compile(source, f"<compiled steps of {self.model.name}>", "exec"), env)  # noqa: S102
-        self._successors, self._expand = env["successors"], env["expand"]
+        self._successors, self._expand, self._changes = env["successors"], env["expand"], env["changes"]
 
     def _miss(self, ct: "_Thread", pc: int, state: tuple) -> "_Leaf":
         """The outcomes of a step from a state its tree does not know yet: learnt, or (for a

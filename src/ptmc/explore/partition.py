@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from itertools import compress
 from operator import is_not
 
+import numpy as np
+
 from ..errors import ModelError, PtmcError
 from ..kernel import UNDEFINED
 from .fingerprint import _MASK, _Values
@@ -131,10 +133,13 @@ class Partition:
         self.told = [[0] * len(self.slots) for _ in range(workers)]  # ids sent to each worker, per slot
         self.heard = [[[] for _ in self.slots] for _ in range(workers)]  # sender id -> local id, per slot
         self.modules = _user_modules(model, checks)
+        self.by_writes: dict = {}  # id(writes) -> _coded(writes)
+        self.alive: list = []  # the writes cached (kept alive: their ids must stay theirs)
+        self.tables = [None] * workers  # per sender: its value ids -> ours, per slot (numpy)
+        self.columns = np.arange(len(self.slots))
         self.seen: set = set()  # records (exact) or fingerprints of every state kept
         self.frontier: list = []  # (number, ids, fingerprint) of this level, in number order
         self.numbers, self.parents = array("q"), array("q")  # every state kept: number -> parent key
-        self.pending: dict = {}  # the level's new states: identity -> [key, ids, fingerprint]
         self.new: list = []  # the level's new states in key order
 
     # -- records -----------------------------------------------------------------------------
@@ -163,16 +168,13 @@ class Partition:
     def _state(self, ids) -> tuple:
         return tuple(map(list.__getitem__, self.vals.values, ids))
 
-    def _identity(self, ids, fp: int):
-        return ids.tobytes() if self.exact else fp
-
     # -- the level ---------------------------------------------------------------------------
 
     def seed(self) -> None:
         """Keep the initial state (number 0): this partition owns it."""
         ids = self._ids(self.system.initial)
         fp = self._fingerprint(ids)
-        self.seen.add(self._identity(ids, fp))
+        self.seen.add(ids.tobytes() if self.exact else fp)
         self.frontier = [(0, ids, fp)]
         self.numbers.append(0)
         self.parents.append(-1)
@@ -180,9 +182,9 @@ class Partition:
     def owner(self, state: tuple) -> int:
         return self._fingerprint(self._ids(state)) % self.workers
 
-    def expand(self, depth: int) -> tuple[list, dict]:
-        """Expand the frontier (level ``depth``): the records for each worker (bytes), and what
-        was found, each with its key (see ``order``)."""
+    def expand(self, depth: int) -> list:
+        """Expand the frontier (level ``depth``): the records for each worker (bytes), and last
+        what was found, each with its key (see ``order``)."""
         system, workers, vals = self.system, self.workers, self.vals
         out_fps = [array("Q") for _ in range(workers)]
         out_keys = [array("Q") for _ in range(workers)]
@@ -192,16 +194,43 @@ class Partition:
         self.counts = array("I")  # transitions of each frontier state
         self.stuck: list = []  # (number, found, stuck) of frontier states with no transition
         self.crashes = array("Q")  # keys of transitions into unchecked undefined behaviour
-        taken: dict = {}  # (tid, pc) -> first key
+        taken: dict = {}  # (tid, pc) -> first key, of the transitions looked at one by one
         hits: dict = {}  # witness name -> (key, phase)
         found = None  # (key, phase, check name, message): the first violation here
+        # A compiled system gives the writes of each successor when no transition reports an
+        # event (as the single-process explorer's expander): no Transition, no state tuple.
+        changes = system.changer() if hasattr(system, "changer") and not observers else None
+        marks = [False] * system.marks if changes is not None else None
+        by_writes = self.by_writes
         for number, ids, fp in self.frontier:
             state = self._state(ids)
+            quick = changes(state, marks) if changes is not None and found is None and (
+                not witnesses.pending or witnesses.quiet(state)) else None
+            if quick is not None:
+                self.counts.append(len(quick))
+                if not quick:
+                    self._stuck(number, state)
+                base = number << KEY_BITS
+                for j, writes in enumerate(quick):
+                    new_ids, new_fp = array("H", ids), fp
+                    coded = by_writes.get(id(writes))
+                    if coded is None:
+                        coded = by_writes[id(writes)] = self._coded(writes)
+                    for slot, vid, row in coded:
+                        old = new_ids[slot]
+                        if vid != old:
+                            new_fp += row[vid] - row[old]
+                            new_ids[slot] = vid
+                    new_fp &= _MASK
+                    to = new_fp % workers
+                    out_fps[to].append(new_fp)
+                    out_keys[to].append(base | j)
+                    out_ids[to].extend(new_ids)
+                continue
             succ = system.successors(state)
             self.counts.append(len(succ))
             if not succ:
-                stuck = system.unfinished(state)
-                self.stuck.append((number, self._stuck_finding(state, stuck), bool(stuck)))
+                self._stuck(number, state)
                 continue
             if found is not None:
                 continue  # as the single-process run: after a violation, only deadlocks count
@@ -244,25 +273,34 @@ class Partition:
                 out_fps[to].append(new_fp)
                 out_keys[to].append(key)
                 out_ids[to].extend(new_ids)
-        self.taken, self.hits, self.found = taken, hits, found
+        if marks is not None:
+            taken.update(dict.fromkeys(system.taken(marks) - taken.keys()))
+        self.hits, self.found = hits, found
         batches = [self._batch(to, out_fps[to], out_keys[to], out_ids[to]) for to in range(workers)]
+        self.sent_bytes = sum(len(b) for to, b in enumerate(batches) if to != self.index)
         first_stuck = next(((n, f) for n, f, _ in self.stuck if f is not None), None)
-        return batches, {"transitions": sum(self.counts), "deadlocks": sum(s for _, _, s in self.stuck),
-                         "crashed": len(self.crashes), "found": found, "stuck": first_stuck,
-                         "taken": taken, "hits": hits}
+        return [*batches, {"transitions": sum(self.counts), "deadlocks": sum(s for _, _, s in self.stuck),
+                           "crashed": len(self.crashes), "found": found, "stuck": first_stuck,
+                           "taken": taken, "hits": hits}]
 
-    def _stuck_finding(self, state, stuck):
-        """(check name, message) of a deadlock or end-state failure of ``state``, or None."""
+    def _coded(self, writes) -> tuple:
+        """A step's writes as (slot, value id, the slot's hashes). Writes are the compiled
+        system's: they live as long as it does, so they are cached by identity."""
+        self.alive.append(writes)
+        return tuple((slot, self._id(slot, value), self.vals.hashes[slot]) for slot, value in writes)
+
+    def _stuck(self, number: int, state: tuple) -> None:
+        """A frontier state with no transition: a deadlock or an end state (and what fails)."""
         from .bfs import _deadlock_message, _end_failure
-        if stuck:
-            if self.deadlock_check is not None:
-                return self.deadlock_check.name, _deadlock_message(self.system, state, stuck)
-            return None
-        if self.at_end:
+        stuck = self.system.unfinished(state)
+        finding = None
+        if stuck and self.deadlock_check is not None:
+            finding = self.deadlock_check.name, _deadlock_message(self.system, state, stuck)
+        elif not stuck and self.at_end:
             failure = _end_failure(self.system, self.at_end, state, 0, 0)
             if failure is not None:
-                return failure.check.name, failure.message
-        return None
+                finding = failure.check.name, failure.message
+        self.stuck.append((number, finding, bool(stuck)))
 
     def _batch(self, to: int, fps, keys, ids) -> bytes:
         """Records for worker ``to``, with the values it has not heard of from us."""
@@ -274,25 +312,23 @@ class Partition:
                     fresh.append((slot, told[slot], values[slot][told[slot]:]))
                     told[slot] = len(values[slot])
         narrow = max((len(v) for v in values), default=0) <= 256
-        body = array("B", ids).tobytes() if narrow else ids.tobytes()
+        body = np.frombuffer(ids, np.uint16).astype(np.uint8).tobytes() if narrow and ids else ids.tobytes()
         head = _dumps((self.index, narrow, fresh), self.modules)
         return b"".join([len(head).to_bytes(4, "little"), head, len(fps).to_bytes(4, "little"),
                          fps.tobytes(), keys.tobytes(), body])
 
-    def receive(self, depth: int, batches: list) -> tuple[bytes, dict]:
+    def receive(self, depth: int, *batches: bytes) -> tuple[bytes, dict]:
         """Keep the new states among the records sent to us (``batches``, one per sender) and
         check them: their keys in order (bytes of int64s), and what was found."""
-        slots, seen, pending = len(self.slots), self.seen, {}
+        seen, pending, exact = self.seen, {}, self.exact
+        size = 2 * len(self.slots)  # bytes of a record
         generated = 0
         for batch in batches:
-            sender, fps, keys, ids = self._unpack(batch)
+            fps, keys, records = self._unpack(batch)
             generated += len(fps)
-            table = None if sender == self.index else self.heard[sender]
             for r, fp in enumerate(fps):
-                rec = ids[r * slots:(r + 1) * slots]
-                if table is not None:
-                    rec = array("H", map(list.__getitem__, table, rec))
-                ident = self._identity(rec, fp)
+                rec = records[r * size:(r + 1) * size]
+                ident = rec if exact else fp
                 if ident in seen:
                     continue
                 key = keys[r]
@@ -301,14 +337,13 @@ class Partition:
                     pending[ident] = [key, rec, fp]
                 elif key < entry[0]:
                     entry[0] = key
-        self.pending = pending
         self.new = sorted(pending.values(), key=lambda e: e[0])
         found, hits = None, {}
         witnesses = self.witnesses
         if self.invariants or witnesses.on_states:
             from .bfs import _invariant_failure
             for key, rec, _ in self.new:
-                state = self._state(rec)
+                state = self._state(array("H", rec))
                 if witnesses.on_states:
                     before = set(witnesses.found)
                     witnesses.state(state, depth + 1, True, key >> KEY_BITS)
@@ -323,6 +358,7 @@ class Partition:
         return keys.tobytes(), {"found": found, "hits": hits, "generated": generated}
 
     def _unpack(self, batch: bytes):
+        """A batch's fingerprints, keys, and records in this partition's value ids (bytes)."""
         n = int.from_bytes(batch[:4], "little")
         sender, narrow, fresh = _loads(batch[4:4 + n], self.modules)
         at = 4 + n
@@ -332,7 +368,7 @@ class Partition:
         at += 8 * count
         keys = array("Q", batch[at:at + 8 * count])
         at += 8 * count
-        ids = array("H", array("B", batch[at:])) if narrow else array("H", batch[at:])
+        ids = np.frombuffer(batch, np.uint8 if narrow else np.uint16, offset=at).astype(np.uint16)
         if sender != self.index:
             heard = self.heard[sender]
             # Values from elsewhere become this system's canonical objects: its compiled steps
@@ -341,7 +377,14 @@ class Partition:
             for slot, first, values in fresh:
                 assert len(heard[slot]) == first, "values arrive in order"
                 heard[slot].extend(self._id(slot, canonical(slot, v)) for v in values)
-        return sender, fps, keys, ids
+            if fresh or self.tables[sender] is None:
+                table = np.zeros((len(heard), max(map(len, heard), default=0) or 1), np.uint16)
+                for slot, h in enumerate(heard):
+                    table[slot, :len(h)] = h
+                self.tables[sender] = table
+            if count:
+                ids = self.tables[sender][self.columns, ids.reshape(count, len(self.slots))]
+        return fps, keys, ids.tobytes()
 
     def enter(self, numbers: bytes) -> int:
         """The numbers of this level's new states, in key order (bytes of int64s), up to as many
@@ -349,22 +392,33 @@ class Partition:
         numbers = array("q", numbers)
         frontier = []
         for number, (key, rec, fp) in zip(numbers, self.new):
-            self.seen.add(self._identity(rec, fp))
+            self.seen.add(rec if self.exact else fp)
             self.numbers.append(number)
             self.parents.append(key)
-            frontier.append((number, rec, fp))
-        self.frontier, self.new, self.pending = frontier, [], {}
+            frontier.append((number, array("H", rec), fp))
+        self.frontier, self.new = frontier, []
         return len(self.numbers)
 
     def tally(self, last: int, limit: tuple) -> dict:
         """The counts of the level as the single-process run has them when it stops: the states
         numbered up to ``last`` expanded, and nothing after ``limit`` (a key, phase) looked at."""
         expanded = [k for k, (number, _, _) in enumerate(self.frontier) if number <= last]
+        taken = set()  # (the quick path marks steps without keys: look again, up to the limit)
+        for number, ids, _ in self.frontier:
+            if order(number << KEY_BITS, TAKEN) >= limit:
+                break
+            for j, (tr, _) in enumerate(self.system.successors(self._state(ids))):
+                if order(number << KEY_BITS | j, TAKEN) < limit:
+                    taken.add(tr[:2])
         return {"transitions": sum(self.counts[k] for k in expanded),
                 "deadlocks": sum(s for n, _, s in self.stuck if n <= last),
                 "crashed": sum(1 for key in self.crashes if order(key, CHECKED) < limit),
-                "taken": {where: key for where, key in self.taken.items() if order(key, TAKEN) < limit},
+                "taken": dict.fromkeys(taken),
                 "hits": {name: kp for name, kp in self.hits.items() if kp < limit}}
+
+    def sent(self) -> int:
+        """Bytes the last expand sent to other workers."""
+        return self.sent_bytes
 
     def stuck_after(self, number: int):
         """The first deadlock or end-state failure of a state numbered above ``number``."""

@@ -33,6 +33,8 @@ def to_dict(result: Result) -> dict:
     }
     if result.collision_probability is not None:
         out["collision_probability"] = result.collision_probability
+    if result.workers:  # a distributed run
+        out["workers"], out["exchanged_bytes"] = result.workers, result.exchanged
     if result.reductions:  # states counts orbit representatives (e.g. ["symmetry"])
         out["reductions"] = result.reductions
     if result.reason:

@@ -61,6 +61,9 @@ def render(result: Result) -> str:
         if result.collision_probability is not None:
             out.append(f"  fingerprint store: probability that a collision hid a state "
                        f"{result.collision_probability:.1e} (n * (g - n) / 2^64, as TLC)")
+    if result.workers:
+        out.append(f"  on {result.workers} workers: {result.exchanged:,} bytes of states exchanged "
+                   f"({result.exchanged / max(result.states, 1):.0f} a state)")
     out += witness_lines(result)
     out += unreached_lines(result)
     for w in result.witnesses:
