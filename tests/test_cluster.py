@@ -5,6 +5,8 @@ properties and variants) and on generated ones; first with the partitions in thi
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
 
 import pytest
 from hypothesis import given, settings
@@ -93,3 +95,47 @@ def test_generated_models_agree(workers, checks, data):
         return
     single, distributed = both(cls, CHECK_SETS[checks], workers)
     assert distributed == single
+
+
+# --------------------------------------------------------------------------------------------
+# A real local Ray cluster of two workers, through the command line.
+# --------------------------------------------------------------------------------------------
+
+def run_ptmc(*args):
+    return subprocess.run([sys.executable, "-m", "ptmc", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+
+
+def _without_timing(text: str) -> str:
+    """A run's text report, less what differs between runs (seconds) and the workers line."""
+    import re
+    lines = [line for line in text.splitlines() if not line.startswith("  on 2 workers:")]
+    return re.sub(r"\d+\.\d+s$", "", "\n".join(lines), flags=re.M)
+
+
+@pytest.mark.parametrize("variant, code", [([], 0), (["--variant", "semi_rcu_fallback"], 1)])
+def test_two_ray_workers_give_the_single_process_result(tmp_path, variant, code):
+    pytest.importorskip("ray")
+    args = ["check", "properties/no_uaf.py", "--set", "walkers=0", *variant]
+    single = run_ptmc(*args, "--out", str(tmp_path / "a"))
+    distributed = run_ptmc(*args, "--workers", "2", "--out", str(tmp_path / "b"))
+    assert single.returncode == distributed.returncode == code
+    assert "  on 2 workers:" in distributed.stdout
+    assert _without_timing(distributed.stdout.replace(str(tmp_path / "b"), "OUT")) == \
+        _without_timing(single.stdout.replace(str(tmp_path / "a"), "OUT"))
+    assert "Ray" not in distributed.stderr and "Traceback" not in distributed.stderr  # nothing of Ray's leaks out
+    if code:  # the counterexample files are the same too
+        dots = sorted((tmp_path / "a").glob("*.dot"))
+        assert dots and all(d.read_text() == (tmp_path / "b" / d.name).read_text() for d in dots)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--cluster", "127.0.0.1:1"], "cannot reach the Ray cluster at 127.0.0.1:1"),
+    (["--cluster", "nohost"], "--cluster takes HOST:PORT"),
+    (["--workers", "2", "--symmetry"], "--symmetry does not combine with --workers or --cluster"),
+    (["--workers", "0"], "Invalid value for '--workers'"),
+])
+def test_bad_cluster_options_are_one_line_errors(args, message):
+    r = run_ptmc("check", "properties/no_uaf.py", *args)
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr.startswith("ptmc: error: ") and message in r.stderr and len(r.stderr.splitlines()) == 1

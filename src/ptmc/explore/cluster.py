@@ -28,8 +28,28 @@ from heapq import merge
 from ..result import HOLDS, INCONCLUSIVE, VIOLATED
 from .bfs import Exploration, Found, Witnesses, _invariant_failure
 from .fingerprint import collision_probability, fingerprint
-from .partition import KEY_BITS, KEY_MASK, STORED, STUCK, Partition, order
 from .store import parent_path
+
+KEY_BITS = 20  # transitions per state below 2**20
+KEY_MASK = (1 << KEY_BITS) - 1
+
+
+# Phases of one transition, in the order the single-process explorer looks at it: a step is
+# noted as taken, then the events and observers are checked, then the successor is stored (a
+# state limit stops here), then the witnesses of the transition, of the new state, and the
+# invariants of the new state. (Deadlocks and end-state failures of a state come before all
+# of its transitions: it has none.)
+TAKEN, CHECKED, STORED, MOVE_WITNESS, STATE_WITNESS, INVARIANT = range(6)
+STUCK = -1  # the phase of a deadlock or end-state failure, at transition index 0
+
+
+def order(key: int, phase: int) -> tuple[int, int]:
+    """Where a finding sits in the single-process run: compare these."""
+    return key, phase
+
+
+class WorkerLost(Exception):
+    """A worker is gone (killed, or out of memory): the run ends as inconclusive."""
 
 
 class Inline:
@@ -37,10 +57,11 @@ class Inline:
 
     def __init__(self, workers: int):
         self.workers = workers
-        self.parts: list[Partition] = []
+        self.parts: list = []  # partition.Partition
         self.exchanged = 0  # bytes sent from one partition to another
 
     def start(self, job) -> None:
+        from .partition import Partition
         self.parts = [Partition(job, i, self.workers) for i in range(self.workers)]
 
     def call(self, method: str, args: list) -> list:
@@ -135,6 +156,9 @@ class _Run:
             except KeyboardInterrupt:
                 reason = "interrupted"
                 break
+            except WorkerLost as e:
+                reason = str(e)
+                break
             keys = list(merge(*(array("q", k) for k, _ in received)))
             stop = self._first_stop(expanded, received, keys, states)
             if stop is None:
@@ -192,7 +216,11 @@ class _Run:
             reason = (f"{reason}: {states} states, {transitions} transitions, depth {depth}, "
                       f"{frontier} states not yet expanded")
         wanted = [f.state for f in [found] if f is not None] + [k >> KEY_BITS for _, k in filter(None, hits.values())]
-        links = self._links(wanted)
+        try:
+            links = self._links(wanted)
+        except WorkerLost:  # the paths are gone with the worker: no witness is reported found
+            links, hits = {}, {n: h for n, h in hits.items() if h is None}
+            found = None
         probability = None if self.job.store == "exact" else collision_probability(states, generated)
         store = ClusterStore(states, links, probability)
         verdict = VIOLATED if found is not None else (INCONCLUSIVE if reason else HOLDS)

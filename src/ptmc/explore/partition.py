@@ -35,25 +35,10 @@ import numpy as np
 
 from ..errors import ModelError, PtmcError
 from ..kernel import UNDEFINED
+from .cluster import CHECKED, INVARIANT, KEY_BITS, MOVE_WITNESS, STATE_WITNESS, TAKEN, order
 from .fingerprint import _MASK, _Values
 
-KEY_BITS = 20  # transitions per state below 2**20
-KEY_MASK = (1 << KEY_BITS) - 1
 MAX_ID = 1 << 16  # distinct values per slot a record can name
-
-
-# Phases of one transition, in the order the single-process explorer looks at it: a step is
-# noted as taken, then the events and observers are checked, then the successor is stored (a
-# state limit stops here), then the witnesses of the transition, of the new state, and the
-# invariants of the new state. (Deadlocks and end-state failures of a state come before all
-# of its transitions: it has none.)
-TAKEN, CHECKED, STORED, MOVE_WITNESS, STATE_WITNESS, INVARIANT = range(6)
-STUCK = -1  # the phase of a deadlock or end-state failure, at transition index 0
-
-
-def order(key: int, phase: int) -> tuple[int, int]:
-    """Where a finding sits in the single-process run: compare these."""
-    return key, phase
 
 
 @dataclass

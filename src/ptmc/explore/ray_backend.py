@@ -15,8 +15,11 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import socket
 
 from ..errors import PtmcError
+from .cluster import WorkerLost
 from .partition import Partition
 
 
@@ -40,6 +43,11 @@ class RayCluster:
         ray = _ray()
         os.environ.setdefault("RAY_DEDUP_LOGS", "0")
         os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
+        if self.address and self.address != "auto":
+            _reachable(self.address)
+        # Ray installs its own SIGTERM handler; ptmc's (a kill ends the run as inconclusive,
+        # with its counts) is put back.
+        sigterm = signal.getsignal(signal.SIGTERM)
         try:
             if self.address:
                 ray.init(address=self.address, logging_level=logging.ERROR, log_to_driver=False)
@@ -51,6 +59,8 @@ class RayCluster:
         except (ConnectionError, RuntimeError, ValueError) as e:
             raise PtmcError(f"cannot start or reach the Ray cluster{' at ' + self.address if self.address else ''}: "
                             f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+        finally:
+            signal.signal(signal.SIGTERM, sigterm)
         actor = ray.remote(num_cpus=1)(Partition)
         self.actors = [actor.remote(job, i, self.workers) for i in range(self.workers)]
         self._get([a.memory.remote() for a in self.actors])  # every worker built its system
@@ -64,8 +74,8 @@ class RayCluster:
             if isinstance(cause, (PtmcError, MemoryError)):
                 raise cause from None
             raise PtmcError(f"a worker failed: {str(e).splitlines()[-1]}") from None
-        except ray.exceptions.RayActorError as e:
-            raise PtmcError(f"a worker died (out of memory, or killed): {str(e).splitlines()[0]}") from None
+        except ray.exceptions.RayActorError:
+            raise WorkerLost("a worker died (out of memory, or killed)") from None
 
     def call(self, method: str, args: list) -> list:
         refs = [None if a is None else getattr(actor, method).remote(*a) for actor, a in zip(self.actors, args)]
@@ -94,3 +104,15 @@ class RayCluster:
         if self.owned:
             ray.shutdown()
             self.owned = False
+
+
+def _reachable(address: str) -> None:
+    """Fail fast, in one line, on an address nothing listens at (Ray itself retries for
+    minutes)."""
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not port.isdigit():
+        raise PtmcError(f"--cluster takes HOST:PORT (the head's GCS port, 6379 by default) or auto, got {address!r}")
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as e:
+        raise PtmcError(f"cannot reach the Ray cluster at {address}: {e.strerror or e}") from None
