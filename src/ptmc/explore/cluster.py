@@ -70,7 +70,7 @@ class Inline:
 
     def level(self, depth: int) -> tuple[list, list]:
         expanded = [p.expand(depth) for p in self.parts]
-        self.exchanged += sum(p.sent() for p in self.parts)
+        self.exchanged += sum(out[-1]["sent"] for out in expanded)
         received = [p.receive(depth, *(out[i] for out in expanded)) for i, p in enumerate(self.parts)]
         return [out[-1] for out in expanded], received
 

@@ -64,6 +64,11 @@ class CompiledSystem(System):
         pairs its step writes (a distributed run encodes successors from them)."""
         return self._changes
 
+    def mover(self):
+        """``moves(state)``: as ``successors``, but each successor as the (slot, value) pairs its
+        step writes, with its transition."""
+        return self._moves
+
     def taken(self, marks: list) -> set:
         """The (tid, pc) of the steps an ``expand`` marked."""
         return {(tid, flag - base) for tid, base in enumerate(self.mark_base)
@@ -127,9 +132,13 @@ class CompiledSystem(System):
         expand = [line.replace("    values[slot]", "        values[slot]") if "values[slot] = value" in line else line
                   for line in expand]
         changes = [line.replace("NEXT", "append(writes)") for line in changes]
-        source = "\n".join(succ + [""] + expand + [""] + changes)
+        moves = [line.replace("out.append((tr, tuple(values)))", "out.append((tr, writes))") for line in
+                 succ if not line.strip().startswith(("values", "for slot, value"))]
+        moves[0] = "def moves(state):"
+        source = "\n".join(succ + [""] + expand + [""] + changes + [""] + moves)
         exec(compile(source, f"<compiled steps of {self.model.name}>", "exec"), env)  # noqa: S102
-        self._successors, self._expand, self._changes = env["successors"], env["expand"], env["changes"]
+        self._successors, self._expand = env["successors"], env["expand"]
+        self._changes, self._moves = env["changes"], env["moves"]
 
     def _miss(self, ct: "_Thread", pc: int, state: tuple) -> "_Leaf":
         """The outcomes of a step from a state its tree does not know yet: learnt, or (for a

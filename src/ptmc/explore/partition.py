@@ -22,11 +22,13 @@ BLAKE2b slot hashes), so the owner of a state is the same on every run and machi
 """
 from __future__ import annotations
 
+import gc
 import hashlib
 import io
 import pickle
 import sys
 from array import array
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import compress
 from operator import is_not
@@ -170,6 +172,10 @@ class Partition:
     def expand(self, depth: int) -> list:
         """Expand the frontier (level ``depth``): the records for each worker (bytes), and last
         what was found, each with its key (see ``order``)."""
+        with _no_gc():
+            return self._expand(depth)
+
+    def _expand(self, depth: int) -> list:
         system, workers, vals = self.system, self.workers, self.vals
         out_fps = [array("Q") for _ in range(workers)]
         out_keys = [array("Q") for _ in range(workers)]
@@ -185,6 +191,7 @@ class Partition:
         # A compiled system gives the writes of each successor when no transition reports an
         # event (as the single-process explorer's expander): no Transition, no state tuple.
         changes = system.changer() if hasattr(system, "changer") and not observers else None
+        moves = system.mover() if hasattr(system, "mover") else None
         marks = [False] * system.marks if changes is not None else None
         by_writes = self.by_writes
         for number, ids, fp in self.frontier:
@@ -212,7 +219,7 @@ class Partition:
                     out_keys[to].append(base | j)
                     out_ids[to].extend(new_ids)
                 continue
-            succ = system.successors(state)
+            succ = moves(state) if moves is not None else system.successors(state)
             self.counts.append(len(succ))
             if not succ:
                 self._stuck(number, state)
@@ -220,8 +227,17 @@ class Partition:
             if found is not None:
                 continue  # as the single-process run: after a violation, only deadlocks count
             base = number << KEY_BITS
-            for j, (tr, nxt) in enumerate(succ):
+            for j, (tr, change) in enumerate(succ):
                 key = base | j
+                if moves is not None:  # the state after, only where a check looks at it
+                    writes, nxt = change, None
+                    if observers or witnesses.pending:
+                        values = list(state)
+                        for slot, value in writes:
+                            values[slot] = value
+                        nxt = tuple(values)
+                else:
+                    writes, nxt = None, change
                 taken.setdefault(tr[:2], key)
                 if tr.events:
                     check = next((events[k] for k, _ in tr.events if k in events), None)
@@ -246,13 +262,20 @@ class Partition:
                         hits[name] = (key, MOVE_WITNESS)
                 # The successor's record and fingerprint: only the slots the step changed.
                 new_ids, new_fp = array("H", ids), fp
-                for slot in compress(slots, map(is_not, state, nxt)):
-                    value = nxt[slot]
-                    vid = known[slot].get(id(value)) if known is not None else None
-                    if vid is None:
-                        vid = self._id(slot, value)
-                    new_fp += hashes[slot][vid] - hashes[slot][new_ids[slot]]
-                    new_ids[slot] = vid
+                if writes is not None:
+                    coded = by_writes.get(id(writes))
+                    if coded is None:
+                        coded = by_writes[id(writes)] = self._coded(writes)
+                    for slot, vid, row in coded:
+                        old = new_ids[slot]
+                        if vid != old:
+                            new_fp += row[vid] - row[old]
+                            new_ids[slot] = vid
+                else:
+                    for slot in compress(slots, map(is_not, state, nxt)):
+                        vid = self._id(slot, nxt[slot])
+                        new_fp += hashes[slot][vid] - hashes[slot][new_ids[slot]]
+                        new_ids[slot] = vid
                 new_fp &= _MASK
                 to = new_fp % workers
                 out_fps[to].append(new_fp)
@@ -266,7 +289,7 @@ class Partition:
         first_stuck = next(((n, f) for n, f, _ in self.stuck if f is not None), None)
         return [*batches, {"transitions": sum(self.counts), "deadlocks": sum(s for _, _, s in self.stuck),
                            "crashed": len(self.crashes), "found": found, "stuck": first_stuck,
-                           "taken": taken, "hits": hits}]
+                           "taken": taken, "hits": hits, "sent": self.sent_bytes}]
 
     def _coded(self, writes) -> tuple:
         """A step's writes as (slot, value id, the slot's hashes). Writes are the compiled
@@ -305,6 +328,10 @@ class Partition:
     def receive(self, depth: int, *batches: bytes) -> tuple[bytes, dict]:
         """Keep the new states among the records sent to us (``batches``, one per sender) and
         check them: their keys in order (bytes of int64s), and what was found."""
+        with _no_gc():
+            return self._receive(depth, batches)
+
+    def _receive(self, depth: int, batches) -> tuple[bytes, dict]:
         seen, pending, exact = self.seen, {}, self.exact
         size = 2 * len(self.slots)  # bytes of a record
         generated = 0
@@ -374,6 +401,10 @@ class Partition:
     def enter(self, numbers: bytes) -> int:
         """The numbers of this level's new states, in key order (bytes of int64s), up to as many
         as were kept: they are the next frontier. Returns how many this partition holds."""
+        with _no_gc():
+            return self._enter(numbers)
+
+    def _enter(self, numbers: bytes) -> int:
         numbers = array("q", numbers)
         frontier = []
         for number, (key, rec, fp) in zip(numbers, self.new):
@@ -401,10 +432,6 @@ class Partition:
                 "taken": dict.fromkeys(taken),
                 "hits": {name: kp for name, kp in self.hits.items() if kp < limit}}
 
-    def sent(self) -> int:
-        """Bytes the last expand sent to other workers."""
-        return self.sent_bytes
-
     def stuck_after(self, number: int):
         """The first deadlock or end-state failure of a state numbered above ``number``."""
         return next(((n, f) for n, f, _ in self.stuck if n > number and f is not None), None)
@@ -424,6 +451,20 @@ class Partition:
         """Peak resident memory of this worker's process, in bytes."""
         import resource
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+@contextmanager
+def _no_gc():
+    """As the single-process explorer: records and arrays make no reference cycles, and the
+    cyclic collector would only rescan the growing visited set (frozen after each call)."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        if collecting:
+            gc.enable()
 
 
 # -- values across processes -----------------------------------------------------------------

@@ -90,8 +90,7 @@ class RayCluster:
         received = [a.receive.remote(depth, *(out[i] for out in outs)) for i, a in enumerate(self.actors)]
         summaries = self._get([out[w] for out in outs])
         got = self._get(received)
-        sizes = self._get([a.sent.remote() for a in self.actors])
-        self.exchanged += sum(sizes)
+        self.exchanged += sum(s["sent"] for s in summaries)
         return summaries, got
 
     def stop(self) -> None:
