@@ -10,6 +10,8 @@
    off (2b).
 3. Rate against state count, 10^4 to 10^7 states (lost update).
 4. Each actor of the reclaim model with zap and fault, and every actor at once under a time limit.
+5. One process against two Ray workers (``--workers 2``, explore/cluster.py): wall seconds less
+   each configuration's start-up, the speed-up, and the bytes of states exchanged per state.
 
 Each figure is one process, timed by the operating system (CPU seconds of the finished
 process, its peak RSS); rates are states over CPU seconds less the start-up run's, so a loaded
@@ -88,6 +90,13 @@ EVERYTHING = ["--set", "walkers=1", "--set", "readers=1", "--set", "gup_fast=1",
               "--set", "anon_collapses=1", "--set", "munmaps=1", "--set", "hw_walkers=1"]
 EVERYTHING_SECONDS = 600
 SCALE = [(3, 3), (3, 4), (4, 3), (4, 4)]  # lost update (N, K): 10^4 ... 10^7 states
+# 5: one process against two Ray workers (--workers 2): (label, property file, options)
+DISTRIBUTED = [("no_uaf, reclaim, zap fault walker reader", "properties/no_uaf.py",
+                ["--set", "vma=anon", "--set", "retracts=0"]),
+               ("lost update N=4 K=3", "bench/lost_update.py", ["--set", "incrementers=4", "--set", "increments=3"])]
+DISTRIBUTED_LARGE = [("no_uaf, reclaim, + khugepaged retract", "properties/no_uaf.py",
+                      ["--set", "vma=shmem", "--set", "retracts=1"]),
+                     ("lost update N=4 K=4", "bench/lost_update.py", ["--set", "incrementers=4", "--set", "increments=4"])]
 
 # Targets on the reference machine (2 cores, 24 GiB).
 TARGETS = {
@@ -95,6 +104,7 @@ TARGETS = {
     "ptmc / plain-Python states/s (lost update N=4 K=3)": (">=", 0.9),  # aimed at
     "reclaim states/s, over the engine of ede64d9": (">=", 3.0),
     "reclaim bytes/state, fingerprint store": ("<=", 40),
+    "speed-up on 2 Ray workers (reclaim, start-up subtracted)": (">=", 1.0),  # aimed at
 }
 BEFORE = "ede64d9"  # the engine the reclaim target compares with, measured side by side
 BEFORE_RECLAIM_RATE = 38_500  # its states/s as measured then (36-41 k), when git cannot give it
@@ -188,6 +198,18 @@ def lost_update(n: int, k: int, store="exact") -> dict:
                                             "--store", store])
 
 
+def timed(prop_file, extra) -> tuple[dict, float, float]:
+    """A ptmc check: its result, and the wall seconds of the run and of its start-up (the same
+    command stopped after one state). Wall time: a distributed run's work is in other processes."""
+    cmd = [*PTMC, str(ROOT / prop_file), "--json", "--out", tempfile.gettempdir() + "/ptmc-bench", *extra]
+    walls, outs = [], []
+    for c in (cmd, [*cmd, "--max-states", "1"]):
+        begin = time.monotonic()
+        outs.append(measure(c)[0])
+        walls.append(time.monotonic() - begin)
+    return json.loads(outs[0]), walls[0], walls[1]
+
+
 def verdict(name: str, value: float) -> str:
     op, bound = TARGETS[name]
     ok = value >= bound if op == ">=" else value <= bound
@@ -270,6 +292,21 @@ def main():
         what = " ".join(EVERYTHING[1::2])
         print(f"| everything ({what}), {EVERYTHING_SECONDS} s limit | {r['verdict']} | {r['states']:,} | "
               f"{r['transitions']:,} | {cpu:.1f} | {r['states'] / max(cpu, 1e-3):,.0f} | {rss / 2**20:,.0f} MiB |")
+
+    print("\n## 5. One process against two Ray workers (wall seconds, start-up subtracted)\n")
+    print("| run | states | verdict | 1 process s | 2 workers s | speed-up | Ray start-up s | "
+          "bytes exchanged / state |")
+    print("|---|---|---|---|---|---|---|---|")
+    for label, prop_file, extra in DISTRIBUTED + ([] if args.quick else DISTRIBUTED_LARGE):
+        one, wall1, start1 = timed(prop_file, extra)
+        two, wall2, start2 = timed(prop_file, [*extra, "--workers", "2"])
+        assert (one["verdict"], one["states"], one["transitions"]) == \
+               (two["verdict"], two["states"], two["transitions"]), label
+        speedup = (wall1 - start1) / max(wall2 - start2, 1e-3)
+        print(f"| {label} | {one['states']:,} | {one['verdict']} | {wall1 - start1:.1f} | {wall2 - start2:.1f} | "
+              f"{speedup:.2f} | {start2:.1f} | {two['exchanged_bytes'] / max(two['states'], 1):.0f} |", flush=True)
+        if (label, prop_file, extra) == DISTRIBUTED[0]:
+            summary.append(verdict("speed-up on 2 Ray workers (reclaim, start-up subtracted)", speedup))
 
     print("\n## Targets\n")
     for line in summary:

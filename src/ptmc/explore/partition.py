@@ -204,7 +204,7 @@ class Partition:
                     self._stuck(number, state)
                 base = number << KEY_BITS
                 for j, writes in enumerate(quick):
-                    new_ids, new_fp = array("H", ids), fp
+                    new_ids, new_fp = ids[:], fp
                     coded = by_writes.get(id(writes))
                     if coded is None:
                         coded = by_writes[id(writes)] = self._coded(writes)
@@ -261,7 +261,7 @@ class Partition:
                     for name in set(witnesses.found) - before:
                         hits[name] = (key, MOVE_WITNESS)
                 # The successor's record and fingerprint: only the slots the step changed.
-                new_ids, new_fp = array("H", ids), fp
+                new_ids, new_fp = ids[:], fp
                 if writes is not None:
                     coded = by_writes.get(id(writes))
                     if coded is None:
