@@ -139,3 +139,22 @@ def test_bad_cluster_options_are_one_line_errors(args, message):
     r = run_ptmc("check", "properties/no_uaf.py", *args)
     assert r.returncode == 2 and r.stdout == ""
     assert r.stderr.startswith("ptmc: error: ") and message in r.stderr and len(r.stderr.splitlines()) == 1
+
+
+def test_a_running_ray_cluster_by_address_gives_the_single_process_result(tmp_path):
+    pytest.importorskip("ray")
+    ray = [sys.executable, "-m", "ray.scripts.scripts"]
+    port = "6391"
+    started = subprocess.run([*ray, "start", "--head", "--port", port, "--num-cpus", "2",
+                              "--include-dashboard", "false", "--disable-usage-stats"],
+                             capture_output=True, text=True, timeout=120)
+    assert started.returncode == 0, started.stderr
+    try:
+        args = ["check", "properties/no_uaf.py", "--set", "walkers=0", "--set", "readers=0"]
+        single = run_ptmc(*args, "--out", str(tmp_path))
+        distributed = run_ptmc(*args, "--cluster", f"127.0.0.1:{port}", "--out", str(tmp_path))
+    finally:
+        subprocess.run([*ray, "stop"], capture_output=True, timeout=120)
+    assert single.returncode == distributed.returncode == 0, distributed.stderr
+    assert "  on 2 workers:" in distributed.stdout  # one worker per CPU the cluster offers
+    assert _without_timing(distributed.stdout) == _without_timing(single.stdout)

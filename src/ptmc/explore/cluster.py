@@ -136,13 +136,13 @@ class _Run:
     def __init__(self, backend, job, system, max_states, by_name):
         self.backend, self.job, self.system = backend, job, system
         self.max_states, self.by_name = max_states, by_name
-        self.workers = backend.workers
 
     def explore(self, start, progress, limit, witnesses, hits, observers) -> Exploration:
-        backend, workers, system = self.backend, self.workers, self.system
+        backend, system = self.backend, self.system
         backend.start(self.job)
-        backend.call("seed", [() if w == fingerprint(system.initial) % workers else None
-                              for w in range(workers)])
+        self.workers = workers = backend.workers  # (known once started: a cluster says how many)
+        owner = fingerprint(system.initial) % workers
+        backend.call("seed", [() if w == owner else None for w in range(workers)])
         states, transitions, deadlocks, crashed, generated, depth, frontier = 1, 0, 0, 0, 0, 0, 1
         taken: set = set()
         found, found_index, reason = None, None, ""

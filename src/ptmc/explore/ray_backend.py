@@ -40,18 +40,22 @@ class RayCluster:
         self.owned = False  # this run started the Ray instance, and stops it
 
     def start(self, job) -> None:
-        ray = _ray()
         os.environ.setdefault("RAY_DEDUP_LOGS", "0")
         os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
         if self.address and self.address != "auto":
             _reachable(self.address)
+            # A cluster started with Ray's token authentication (the default since 2.5x) is
+            # reached by address only in token mode ("auto" finds the mode by itself).
+            if "RAY_AUTH_MODE" not in os.environ and (
+                    "RAY_AUTH_TOKEN" in os.environ or os.path.exists(os.path.expanduser("~/.ray/auth_token"))):
+                os.environ["RAY_AUTH_MODE"] = "token"
+        ray = _ray()  # (after the environment: Ray reads it when imported)
         # Ray installs its own SIGTERM handler; ptmc's (a kill ends the run as inconclusive,
         # with its counts) is put back.
         sigterm = signal.getsignal(signal.SIGTERM)
         try:
             if self.address:
                 ray.init(address=self.address, logging_level=logging.ERROR, log_to_driver=False)
-                self.workers = self.requested or max(1, int(ray.cluster_resources().get("CPU", 1)))
             else:
                 ray.init(num_cpus=self.workers, include_dashboard=False, logging_level=logging.ERROR,
                          log_to_driver=False, configure_logging=True)
@@ -61,9 +65,15 @@ class RayCluster:
                             f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
         finally:
             signal.signal(signal.SIGTERM, sigterm)
-        actor = ray.remote(num_cpus=1)(Partition)
+        cpus = ray.cluster_resources().get("CPU", 1)
+        self.workers = self.requested or max(1, int(cpus))
+        # More workers than CPUs share them (an actor asking for a whole CPU would wait forever).
+        actor = ray.remote(num_cpus=min(1.0, cpus / self.workers))(Partition)
         self.actors = [actor.remote(job, i, self.workers) for i in range(self.workers)]
-        self._get([a.memory.remote() for a in self.actors])  # every worker built its system
+        try:
+            self._get([a.memory.remote() for a in self.actors])  # every worker built its system
+        except WorkerLost:
+            raise PtmcError("a Ray worker could not start (see `ray status`)") from None
 
     def _get(self, refs):
         ray = _ray()
