@@ -47,7 +47,7 @@ def shipped_runs():
             configs = [{}, {"split_ptlocks": False}] if "split_ptlocks" in cls.params() else [{}]
             for variants in [[], *([v] for v in cls.variants())]:
                 for config in configs:
-                    out.append(pytest.param(prop, cls, {**prop.params, **config}, [*prop.variants, *variants],
+                    out.append(pytest.param(prop, cls, {**prop.params_for(cls), **config}, [*prop.variants, *variants],
                                             id="-".join([prop.name, cls.name, *variants,
                                                          *(f"{k}={v}" for k, v in config.items())])))
     return out
