@@ -38,7 +38,8 @@ def test_munmap_with_every_default_actor():
 
 def test_munmap_detaches_downgrades_zaps_then_frees_without_a_lock():
     r = workflow.check(ROOT / "properties" / "no_uaf.py", witnesses=["munmap.free_pte_range"],
-                       settings={k: str(v) for k, v in {**WITHOUT_RETRACT, **ZAP_AND_FAULT, "zaps": 0, "faults": 0}.items()})
+                       settings={k: str(v) for k, v in
+                                 {**WITHOUT_RETRACT, **ZAP_AND_FAULT, "zaps": 0, "faults": 0}.items()})
     [w] = [w for w in r.witnesses if w.name == "munmap.free_pte_range"]
     assert [t.step for t in w.trace] == [
         "mmap_write_lock", "vma_start_write", "vma_mark_detached", "mmap_write_downgrade", "unmap_vmas",

@@ -38,7 +38,8 @@ def test_rmap_walker_with_a_walker_holds():
 
 
 def test_anonymous_folio_leaves_a_swap_entry():
-    r = workflow.check(ROOT / "properties" / "no_uaf.py", settings={k: str(v) for k, v in {**WITHOUT_RETRACT, **RMAP}.items()},
+    r = workflow.check(ROOT / "properties" / "no_uaf.py",
+                       settings={k: str(v) for k, v in {**WITHOUT_RETRACT, **RMAP}.items()},
                        witnesses=["rmap unmaps"])
     w = next(w for w in r.witnesses if w.name == "rmap unmaps")
     last = w.trace[-1]

@@ -376,7 +376,8 @@ def test_default_memory_limit_is_a_share_of_what_the_process_may_use():
 
 
 def test_max_memory_ends_exploration_as_inconclusive_with_counts(tmp_path):
-    code, out, err = finish(spawn(["check", "properties/no_uaf.py", *WITHOUT_RETRACT_SET, "--set", "zaps=2", "--max-memory", "80M",
+    code, out, err = finish(spawn(["check", "properties/no_uaf.py", *WITHOUT_RETRACT_SET, "--set", "zaps=2",
+                                   "--max-memory", "80M",
                                    "--out", tmp_path], ROOT))
     assert code == 3, err
     assert "no_uaf: INCONCLUSIVE" in out
@@ -387,7 +388,8 @@ def test_max_memory_ends_exploration_as_inconclusive_with_counts(tmp_path):
 
 @needs_prlimit
 def test_rlimit_as_ends_exploration_as_inconclusive_with_counts(tmp_path):
-    code, out, err = finish(spawn(["check", "properties/no_uaf.py", *WITHOUT_RETRACT_SET, "--set", "zaps=2", "--out", tmp_path], ROOT,
+    code, out, err = finish(spawn(["check", "properties/no_uaf.py", *WITHOUT_RETRACT_SET, "--set", "zaps=2",
+                                   "--out", tmp_path], ROOT,
                                   limit="--as=160000000"))
     assert code == 3, err
     # Whichever comes first: the address space against RLIMIT_AS, or resident memory against the
