@@ -39,7 +39,7 @@ ENTRIES = [
     Entry("k3-fixed-collapse", "K3",
           "1d65b771bc08 and later: collapse_pte_mapped_thp() under mmap_lock read, pml + ptl + pmd_same(), "
           "pte_free_defer(); walkers under RCU recheck pmd_same(); with zap and fault",
-          NO_UAF, "holds", settings={**MAINLINE, "collapses": 1}),
+          NO_UAF, "holds", settings={**MAINLINE, "collapses": 1, "retracts": 0}),
     Entry("k3-fixed-retract", "K3",
           "1d65b771bc08 and later: retract_page_tables() under i_mmap_rwsem read, pml, nested ptl, "
           "pte_free_defer(); with zap, fault and the rmap walker",

@@ -14,7 +14,7 @@ because RCU keeps the freed table's memory until pte_unmap().
 from ptmc.regress import Entry
 
 NO_UAF = "../properties/no_uaf.py"
-MUNMAP_AND_PAGEMAP = {"munmaps": 1, "pagemap_walkers": 1, "zaps": 0, "faults": 0, "walkers": 0, "readers": 0}
+MUNMAP_AND_PAGEMAP = {"vma": "anon", "retracts": 0, "munmaps": 1, "pagemap_walkers": 1, "zaps": 0, "faults": 0, "walkers": 0, "readers": 0}
 
 ENTRIES = [
     Entry("k7-pagemap-detached-walk", "K7",

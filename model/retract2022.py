@@ -38,13 +38,20 @@ class Retract2022(Reclaim):
     collapses = Param(1, "collapse_pte_mapped_thp() threads")
     rmap_walkers = Param(1, "try_to_unmap() rmap walkers of an old folio of the last index")
     install_pmd = Param(False, "collapse_pte_mapped_thp() installs the huge pmd after the retraction")
+    retracts = 0  # no retract_page_tables() here: the old collapse is the only retraction (not a parameter)
 
     pre_2023_retraction = True
     i_mmap_write = Variant("8d3c106e19e8 (v6.1): collapse_pte_mapped_thp() also holds i_mmap_rwsem for write, "
                            "so no file rmap walker is inside the table it frees")
 
+    @classmethod
+    def params(cls) -> dict:
+        """Reclaim's parameters but ``retracts``: the 2022 code under this model has no
+        retract_page_tables() thread, so a property's ``retracts`` default does not apply here."""
+        return {n: p for n, p in super().params().items() if n != "retracts"}
+
     def _refuse(self) -> None:
         super()._refuse()
-        if self.zaps or self.faults or self.walkers or self.readers or self.gup_fast or self.retracts:
+        if self.zaps or self.faults or self.walkers or self.readers or self.gup_fast:
             raise PtmcError("retract2022: only the collapse and rmap walkers: the other actors take no mmap_lock "
                             "here, which the old collapse held for write (zaps=faults=walkers=readers=0)")

@@ -8,10 +8,19 @@ ptl + pmd_same() rechecks exist to prevent: a freed page table is reused by the 
 and a walker still holding a pointer to it reads or corrupts someone else's memory. Nor is an
 rcu_head queued again while its callback is pending: that corrupts the callback list, and the
 table it frees is freed twice or never.
+
+The default run on reclaim has, besides the zap, the fault, the walker and the reader,
+khugepaged's retract_page_tables() on a shmem VMA (``vma=shmem``, ``retracts=1``): it is the
+actor that frees a PTE table with neither the mmap lock nor the zap's path (no mmu_gather: only
+i_mmap_rwsem for read, the pml and the ptl, then pte_free_defer()), so the walkers' RCU and
+pmd_same() rechecks are checked against both ways a table goes. ``--set vma=anon --set
+retracts=0`` is the run without it. refcount2021 has neither parameter: they are not applied
+there (a ``--set`` of them is an error on it).
 """
 from ptmc.properties import never
 
 MODEL = "../model/reclaim.py"
 MODELS = ["../model/refcount2021.py"]
+PARAMS = {"vma": "shmem", "retracts": 1}
 
 CHECKS = [never("use-after-free"), never("double-free"), never("double-call-rcu")]

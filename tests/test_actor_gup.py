@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from ptmc import workflow
 
-from conftest import ROOT
+from conftest import ROOT, WITHOUT_RETRACT
 
 ZAP_FAULT = dict(walkers=0, readers=0)  # zap and fault, with GUP-fast
 PRESENT = "present,present"
@@ -14,7 +14,7 @@ PRESENT = "present,present"
 
 def run(prop, without=(), **settings):
     return workflow.check(ROOT / "properties" / f"{prop}.py", without=without,
-                          settings={k: str(v) for k, v in settings.items()})
+                          settings={k: str(v) for k, v in {**WITHOUT_RETRACT, **settings}.items()})
 
 
 def steps(r):

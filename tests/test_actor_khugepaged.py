@@ -8,14 +8,14 @@ import pytest
 from ptmc import workflow
 from ptmc.errors import PtmcError
 
-from conftest import ROOT
+from conftest import ROOT, WITHOUT_RETRACT
 
 RETRACT = dict(retracts=1, vma="shmem", walkers=0, readers=0)
 
 
 def run(prop, without=(), variants=(), **settings):
     return workflow.check(ROOT / "properties" / f"{prop}.py", without=without, variants=variants,
-                          settings={k: str(v) for k, v in settings.items()})
+                          settings={k: str(v) for k, v in {**WITHOUT_RETRACT, **settings}.items()})
 
 
 def steps(r):

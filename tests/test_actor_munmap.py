@@ -7,7 +7,7 @@ import pytest
 from ptmc import workflow
 from ptmc.errors import PtmcError
 
-from conftest import ROOT
+from conftest import ROOT, WITHOUT_RETRACT
 
 ZAP_AND_FAULT = {"walkers": 0, "readers": 0, "munmaps": 1}
 PAGEMAP_ONLY = {"zaps": 0, "faults": 0, "pagemap_walkers": 1}
@@ -16,7 +16,7 @@ PAGEMAP_ONLY = {"zaps": 0, "faults": 0, "pagemap_walkers": 1}
 def run(prop, without=(), **settings):
     settings = {**ZAP_AND_FAULT, **settings}
     return workflow.check(ROOT / "properties" / f"{prop}.py", without=without,
-                          settings={k: str(v) for k, v in settings.items()})
+                          settings={k: str(v) for k, v in {**WITHOUT_RETRACT, **settings}.items()})
 
 
 def steps(r):
@@ -38,7 +38,8 @@ def test_munmap_with_every_default_actor():
 
 def test_munmap_detaches_downgrades_zaps_then_frees_without_a_lock():
     r = workflow.check(ROOT / "properties" / "no_uaf.py", witnesses=["munmap.free_pte_range"],
-                       settings={k: str(v) for k, v in {**ZAP_AND_FAULT, "zaps": 0, "faults": 0}.items()})
+                       settings={k: str(v) for k, v in
+                                 {**WITHOUT_RETRACT, **ZAP_AND_FAULT, "zaps": 0, "faults": 0}.items()})
     [w] = [w for w in r.witnesses if w.name == "munmap.free_pte_range"]
     assert [t.step for t in w.trace] == [
         "mmap_write_lock", "vma_start_write", "vma_mark_detached", "mmap_write_downgrade", "unmap_vmas",

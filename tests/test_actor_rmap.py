@@ -8,14 +8,14 @@ import pytest
 from ptmc import workflow
 from ptmc.errors import PtmcError
 
-from conftest import ROOT
+from conftest import ROOT, WITHOUT_RETRACT
 
 RMAP = dict(rmap_walkers=1, walkers=0, readers=0)
 
 
 def run(prop, without=(), variants=(), **settings):
     return workflow.check(ROOT / "properties" / f"{prop}.py", without=without, variants=variants,
-                          settings={k: str(v) for k, v in settings.items()})
+                          settings={k: str(v) for k, v in {**WITHOUT_RETRACT, **settings}.items()})
 
 
 def witnessed(r):
@@ -38,7 +38,8 @@ def test_rmap_walker_with_a_walker_holds():
 
 
 def test_anonymous_folio_leaves_a_swap_entry():
-    r = workflow.check(ROOT / "properties" / "no_uaf.py", settings={k: str(v) for k, v in RMAP.items()},
+    r = workflow.check(ROOT / "properties" / "no_uaf.py",
+                       settings={k: str(v) for k, v in {**WITHOUT_RETRACT, **RMAP}.items()},
                        witnesses=["rmap unmaps"])
     w = next(w for w in r.witnesses if w.name == "rmap unmaps")
     last = w.trace[-1]

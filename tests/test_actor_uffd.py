@@ -7,7 +7,7 @@ import pytest
 from ptmc import workflow
 from ptmc.errors import PtmcError
 
-from conftest import ROOT
+from conftest import ROOT, WITHOUT_RETRACT
 
 ZAP_AND_FAULT = {"walkers": 0, "readers": 0}
 
@@ -15,7 +15,7 @@ ZAP_AND_FAULT = {"walkers": 0, "readers": 0}
 def run(prop, without=(), **settings):
     settings = {**ZAP_AND_FAULT, **settings}
     return workflow.check(ROOT / "properties" / f"{prop}.py", without=without,
-                          settings={k: str(v) for k, v in settings.items()})
+                          settings={k: str(v) for k, v in {**WITHOUT_RETRACT, **settings}.items()})
 
 
 def steps(r):

@@ -134,6 +134,27 @@ def test_unknown_parameter(tmp_path):
                           "unknown parameter 'nope' for model refcount2021", "entries")
 
 
+def test_property_params_apply_where_the_model_has_them(tmp_path):
+    """The rule of Property.params_for, both halves. no_uaf's PARAMS (vma=shmem, retracts=1) are
+    its MODEL's, reclaim's: refcount2021, one of its MODELS, has neither, so they are not applied
+    there; a --set of one is still an error, as is any name neither model knows."""
+    r = run("check", PROPERTY, "--model", MODEL, "--json", "--out", tmp_path)
+    data = json.loads(r.stdout)
+    assert (r.exit_code, data["model"], data["verdict"], data["states"]) == (0, "refcount2021", "holds", 1853)
+    assert not {"vma", "retracts"} & set(data["parameters"])
+    for setting in ("retracts=1", "vma=shmem"):
+        assert_one_line_error(run("check", PROPERTY, "--model", MODEL, "--set", setting, "--out", tmp_path),
+                              f"unknown parameter {setting.split('=')[0]!r} for model refcount2021", "entries")
+    assert_one_line_error(run("check", PROPERTY, "--set", "nope=1", "--out", tmp_path),
+                          "unknown parameter 'nope' for model reclaim", "retracts")
+    # On the property's own MODEL every PARAMS name must be the model's: a typo is an error.
+    prop, reclaim = tmp_path / "p.py", str(PROPERTY.parent.parent / "model" / "reclaim.py")
+    prop.write_text(f'"""P."""\nfrom ptmc.properties import never\nMODEL = {reclaim!r}\n'
+                    'PARAMS = {"retract": 1}\nCHECKS = [never("use-after-free")]\n')
+    assert_one_line_error(run("check", prop, "--out", tmp_path), "unknown parameter 'retract' for model reclaim",
+                          "retracts")
+
+
 @pytest.mark.parametrize("setting", ["entries", "=3", "entries3"])
 def test_malformed_set(tmp_path, setting):
     assert_one_line_error(run("check", PROPERTY, "--model", MODEL, "--set", setting, "--out", tmp_path),

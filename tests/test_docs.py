@@ -8,7 +8,9 @@ from click.testing import CliRunner
 
 from ptmc.cli import main
 
-from conftest import ROOT
+from conftest import ROOT, WITHOUT_RETRACT
+
+WITHOUT_RETRACT_SET = [a for k, v in WITHOUT_RETRACT.items() for a in ("--set", f"{k}={v}")]
 
 
 def test_protocol_reference_is_generated_from_the_model(monkeypatch):
@@ -99,15 +101,16 @@ def test_teaching_views_are_generated_by_the_commands_docs_teaching_md_gives(mon
 
 
 def test_project_view_labels_nodes_with_the_projection_and_marks_the_counterexample(tmp_path):
-    out = CliRunner().invoke(main, ["graph", str(ROOT / "properties" / "no_uaf.py"), "--variant",
+    out = CliRunner().invoke(main, ["graph", str(ROOT / "properties" / "no_uaf.py"), *WITHOUT_RETRACT_SET, "--variant",
                                     "semi_rcu_fallback", "--project", "pmd,pt0.state", "--out", str(tmp_path)])
     assert out.exit_code == 0, out.output
-    dot = (tmp_path / "no_uaf-reclaim-semi_rcu_fallback-pmd_pt0_state.dot").read_text()
+    dot = (tmp_path / "no_uaf-reclaim-semi_rcu_fallback-pmd_pt0_state-retracts=0-vma=anon.dot").read_text()
     # pt0's lifecycle, each box with the states it stands for; the K1 arrow, red, straight to free
     assert 'label="pmd: pt0\npt0.state: linked\n(' in dot
     assert re.search(r'label="zap.tlb_remove_table_now" color=red', dot)
     assert "violation:" in dot and "(0 states)" not in dot
-    bad = CliRunner().invoke(main, ["graph", str(ROOT / "properties" / "no_uaf.py"), "--project", "pmd,nosuch",
+    bad = CliRunner().invoke(main, ["graph", str(ROOT / "properties" / "no_uaf.py"), *WITHOUT_RETRACT_SET,
+                                    "--project", "pmd,nosuch",
                                     "--out", str(tmp_path)])
     assert bad.exit_code == 2 and "'nosuch' is neither a cell of model reclaim" in bad.output
     assert "Traceback" not in bad.output

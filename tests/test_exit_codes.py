@@ -16,11 +16,13 @@ import time
 import pytest
 from click.testing import CliRunner
 
-from conftest import MODEL, PROPERTY, ROOT
+from conftest import MODEL, PROPERTY, ROOT, WITHOUT_RETRACT
 from ptmc import workflow
 from ptmc.cli import main
 from ptmc.explore import check_model
 from ptmc.limits import MemoryLimit, parse_size
+
+WITHOUT_RETRACT_SET = [a for k, v in WITHOUT_RETRACT.items() for a in ("--set", f"{k}={v}")]
 
 RECLAIM = ROOT / "model" / "reclaim.py"
 needs_prlimit = pytest.mark.skipif(shutil.which("prlimit") is None, reason="util-linux prlimit is not installed")
@@ -262,7 +264,7 @@ def test_interrupt_while_loading_a_property(tmp_path):
 
 
 def test_sigterm_during_exploration_is_inconclusive_with_counts(tmp_path):
-    proc = spawn(["check", "properties/no_uaf.py", "--set", "zaps=2"], ROOT)
+    proc = spawn(["check", "properties/no_uaf.py", *WITHOUT_RETRACT_SET, "--set", "zaps=2"], ROOT)
     seen = wait_for(proc, b"states/s")  # progress: exploration is under way
     proc.send_signal(signal.SIGTERM)
     code, out, err = finish(proc, seen)
@@ -374,7 +376,8 @@ def test_default_memory_limit_is_a_share_of_what_the_process_may_use():
 
 
 def test_max_memory_ends_exploration_as_inconclusive_with_counts(tmp_path):
-    code, out, err = finish(spawn(["check", "properties/no_uaf.py", "--set", "zaps=2", "--max-memory", "80M",
+    code, out, err = finish(spawn(["check", "properties/no_uaf.py", *WITHOUT_RETRACT_SET, "--set", "zaps=2",
+                                   "--max-memory", "80M",
                                    "--out", tmp_path], ROOT))
     assert code == 3, err
     assert "no_uaf: INCONCLUSIVE" in out
@@ -385,7 +388,8 @@ def test_max_memory_ends_exploration_as_inconclusive_with_counts(tmp_path):
 
 @needs_prlimit
 def test_rlimit_as_ends_exploration_as_inconclusive_with_counts(tmp_path):
-    code, out, err = finish(spawn(["check", "properties/no_uaf.py", "--set", "zaps=2", "--out", tmp_path], ROOT,
+    code, out, err = finish(spawn(["check", "properties/no_uaf.py", *WITHOUT_RETRACT_SET, "--set", "zaps=2",
+                                   "--out", tmp_path], ROOT,
                                   limit="--as=160000000"))
     assert code == 3, err
     # Whichever comes first: the address space against RLIMIT_AS, or resident memory against the

@@ -11,7 +11,7 @@ import sys
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import ROOT
+from conftest import ROOT, WITHOUT_RETRACT
 from ptmc import DONE, Model, Thread, step
 from ptmc.explore import check_model
 from ptmc.explore.fingerprint import collision_probability, encode, fingerprint
@@ -91,9 +91,11 @@ def test_many_values_in_one_slot_widen_the_queue():
 
 
 def test_the_command_prints_the_collision_probability(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "ptmc", "check", "properties/no_uaf.py", "--store", "fingerprint"],
+    old = [f"--set={k}={v}" for k, v in WITHOUT_RETRACT.items()]
+    out = subprocess.run([sys.executable, "-m", "ptmc", "check", "properties/no_uaf.py", *old, "--store",
+                          "fingerprint"],
                          cwd=ROOT, capture_output=True, text=True).stdout
     assert "fingerprint store: probability that a collision hid a state " in out
-    out = subprocess.run([sys.executable, "-m", "ptmc", "check", "properties/no_uaf.py", "--store", "fingerprint",
-                          "--json"], cwd=ROOT, capture_output=True, text=True).stdout
+    out = subprocess.run([sys.executable, "-m", "ptmc", "check", "properties/no_uaf.py", *old, "--store",
+                          "fingerprint", "--json"], cwd=ROOT, capture_output=True, text=True).stdout
     assert json.loads(out)["store"] == "fingerprint"

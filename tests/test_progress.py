@@ -65,7 +65,8 @@ def test_elapsed(seconds, shown):
 
 def test_progress_goes_to_stderr_of_a_real_run():
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    p = subprocess.run([sys.executable, "-m", "ptmc", "check", "properties/no_uaf.py", "--out", "/dev/null/x"],
+    p = subprocess.run([sys.executable, "-m", "ptmc", "check", "properties/no_uaf.py", "--set", "vma=anon",
+                        "--set", "retracts=0", "--out", "/dev/null/x"],
                        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr
     assert p.stdout.startswith("no_uaf: HOLDS")

@@ -2,19 +2,50 @@
 counterexamples of the shape of the bugs the variants reintroduce."""
 from __future__ import annotations
 
+import json
+
 import pytest
+from click.testing import CliRunner
 
 from ptmc import workflow
+from ptmc.actors.khugepaged import Retract
+from ptmc.cli import main
 from ptmc.testing import assert_violated
 
-from conftest import ROOT, edited_model
+from conftest import ROOT, WITHOUT_RETRACT, edited_model
 
 PROPS = ["no_uaf", "no_lost_pte", "no_leak", "no_deadlock"]
 
 
 def run(prop, *variants, without=(), **settings):
     return workflow.check(ROOT / "properties" / f"{prop}.py", variants=variants, without=without,
-                          settings={k: str(v) for k, v in settings.items()})
+                          settings={k: str(v) for k, v in {**WITHOUT_RETRACT, **settings}.items()})
+
+
+def test_default_no_uaf_includes_retract(monkeypatch, tmp_path):
+    """THE ONE TEST OF THE TRUE DEFAULT RUN of properties/no_uaf.py (~15 s; every other test
+    runs it with WITHOUT_RETRACT): `ptmc check properties/no_uaf.py` has zap, fault, walker,
+    reader and khugepaged's retract_page_tables() on a shmem VMA (the property's PARAMS), holds,
+    and reaches every step of the retraction."""
+    results = []  # the Result the command renders, for its thread list
+    real = workflow.check
+    monkeypatch.setattr(workflow, "check", lambda *a, **k: results.append(real(*a, **k)) or results[-1])
+    out = CliRunner().invoke(main, ["check", str(ROOT / "properties" / "no_uaf.py"), "--json", "--out", str(tmp_path)])
+    assert out.exit_code == 0, out.output
+    r = json.loads(out.stdout)
+    assert (r["model"], r["verdict"], r["states"]) == ("reclaim", "holds", 901292)
+    assert (r["parameters"]["vma"], r["parameters"]["retracts"]) == ("shmem", 1)
+    assert results[0].threads == ["zap", "fault", "walker", "reader", "retract", "rcu"]
+    assert {"retract frees", "retract recheck"} <= {w["name"] for w in r["witnesses"] if w["found"]}
+    # every step of khugepaged's own is taken; what is not is try_to_unmap()'s, which it inherits
+    # for a mapped folio (collapse_file() unmaps one; here the faults map none of the old folios)
+    khugepaged = [f"{s.kernel_function} [{s.name}]" for s in Retract.step_list() if s.owner is Retract]
+    assert "mm/khugepaged.c:retract_page_tables [retract_pmd_lock]" in khugepaged
+    assert "mm/pgtable-generic.c:pte_free_defer [retract_free]" in khugepaged
+    assert not set(khugepaged) & set(r["unreached"]["retract"])
+    assert r["unreached"]["retract"] == ["mm/page_vma_mapped.c:page_vma_mapped_walk [pvmw_pmd_lock]",
+                                         "mm/page_vma_mapped.c:page_vma_mapped_walk [pvmw_pmd_locked]",
+                                         "mm/rmap.c:try_to_unmap_one [set_swap_pte]"]
 
 
 @pytest.mark.parametrize("prop", PROPS)
@@ -32,7 +63,7 @@ def test_mainline_holds_in_both_lock_configurations(prop, split, states):
 
 def test_semi_rcu_fallback_frees_under_a_walker():
     r = assert_violated(ROOT / "properties" / "no_uaf.py", variants=["semi_rcu_fallback"],
-                        check="never use-after-free", steps=16)
+                        check="never use-after-free", steps=16, **WITHOUT_RETRACT)
     steps = [(st.thread, st.step) for st in r.trace]
     # The batch page allocation failed ...
     fail = next(i for i, st in enumerate(r.trace)
@@ -145,7 +176,7 @@ def test_a_disabled_path_fails_the_run(tmp_path):
     """An edit that makes the fast path's trylock always fail changes no safety verdict, but
     the run says the fast-path witness was never found (exit code 1)."""
     model = edited_model(tmp_path, "reclaim", "if not spin_trylock(s, pmd_lockptr(s)):", "if True:")
-    r = workflow.check(ROOT / "properties" / "no_uaf.py", model_path=model)
+    r = workflow.check(ROOT / "properties" / "no_uaf.py", model_path=model, settings=WITHOUT_RETRACT)
     assert r.verdict == "violated" and r.exit_code == 1
     assert r.violation.kind == "reachable" and r.violation.check == "zap.clear_pmd"
     assert r.violation.message.startswith("witness not found: fast-path reclaim")
@@ -178,7 +209,7 @@ def test_with_an_mmap_lock_writer_every_other_thread_holds_it_for_read(tmp_path)
     model = edited_model(tmp_path, "reclaim", "        return self.anon_collapses + self.mremaps + self.munmaps\n",
                          "        return 1\n")
     for prop in ("no_uaf", "no_deadlock"):
-        r = workflow.check(ROOT / "properties" / f"{prop}.py", model_path=model)
+        r = workflow.check(ROOT / "properties" / f"{prop}.py", model_path=model, settings=WITHOUT_RETRACT)
         assert r.verdict == "holds", prop
         assert not any("mmap_read" in step for steps in r.unreached.values() for step in steps)
         assert r.states == 162875  # (47,815 without the read locks)
@@ -186,7 +217,7 @@ def test_with_an_mmap_lock_writer_every_other_thread_holds_it_for_read(tmp_path)
 
 def test_witness_trace_is_shortest_and_rendered():
     from ptmc.render import text
-    r = workflow.check(ROOT / "properties" / "no_uaf.py", witnesses=["zap.clear_pmd"])
+    r = workflow.check(ROOT / "properties" / "no_uaf.py", witnesses=["zap.clear_pmd"], settings=WITHOUT_RETRACT)
     [w] = [w for w in r.witnesses if w.name == "zap.clear_pmd"]
     assert w.found and w.length == len(w.trace) == 8
     assert (w.trace[-1].thread, w.trace[-1].step) == ("zap", "clear_pmd")

@@ -106,7 +106,7 @@ def test_dead_local_reset_preserves_reachable_shared_state_and_verdicts(programs
 
 def test_interrupt_ends_a_long_run_as_inconclusive():
     proc = subprocess.Popen([sys.executable, "-m", "ptmc", "check", "properties/no_uaf.py",
-                             "--set", "zaps=2", "--set", "faults=2"],
+                             "--set", "vma=anon", "--set", "retracts=0", "--set", "zaps=2", "--set", "faults=2"],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(3)
     proc.send_signal(signal.SIGINT)

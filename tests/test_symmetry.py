@@ -26,6 +26,8 @@ from ptmc.properties import at_end, deadlock_free, invariant, never, reachable
 from ptmc.reduce import Symmetry
 from ptmc.state import encode, holds_thread
 
+from conftest import WITHOUT_RETRACT
+
 OPS = st.one_of(
     st.tuples(st.just("read"), st.sampled_from(["x", "y"])),
     st.tuples(st.just("write"), st.sampled_from(["x", "y"]), st.integers(0, 2)),
@@ -178,7 +180,7 @@ def test_threads_told_apart_by_the_initial_state_are_refused():
 # Shipped models: (property file, model file or None for the property's, settings, without).
 # Small configurations with two threads of a kind (the defaults have one of each: nothing to
 # reduce), holding runs and guard ablations that give a counterexample.
-R1 = {"entries": 1, "zaps": 1, "faults": 0, "walkers": 0, "readers": 0}
+R1 = {"entries": 1, "zaps": 1, "faults": 0, "walkers": 0, "readers": 0, **WITHOUT_RETRACT}
 SHIPPED = [
     ("no_uaf.py", None, {**R1, "zaps": 2}, ()),
     ("no_uaf.py", None, {**R1, "zaps": 0, "faults": 2}, ()),

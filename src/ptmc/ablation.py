@@ -29,7 +29,7 @@ def plan(property_files, *, model_path=None, settings=None, sweep=(), pairs=Fals
     its place in the table)."""
     props, cls = properties_of_one_model(property_files, model_path, "ablate", "ablation")
     configurations = configurations_of(cls, dict(settings or {}), sweep)
-    guards = cls({**props[0].params, **configurations[0]}).guards()
+    guards = cls({**props[0].params_for(cls), **configurations[0]}).guards()
     if not guards:
         raise PtmcError(f"model {cls.name} declares no guards (Guard): nothing to ablate")
     rows = [()] + [(g,) for g in guards]

@@ -141,6 +141,17 @@ class Property:
     checks: list[Check]
     obligations: list = field(default_factory=list)
 
+    def params_for(self, model_cls, also=()) -> dict:
+        """The PARAMS that apply to ``model_cls``: all of them on the property's MODEL (or when
+        nothing is explored), so that a name it lacks is an error; on another model (one of its
+        MODELS, or ``--model``) only the names that model has, or ``also`` (the obligations'
+        parameters): a property's defaults are for its own model. The one place of this rule."""
+        if model_cls is None or not self.model_path or \
+                Path(model_cls.path).resolve() == Path(self.model_path).resolve():
+            return dict(self.params)
+        known = set(model_cls.params()) | set(also)
+        return {n: v for n, v in self.params.items() if n in known}
+
 
 def load_property(path) -> Property:
     module = load_module(path, "property")

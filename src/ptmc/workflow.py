@@ -113,11 +113,12 @@ def prove(property_file, *, variants=(), settings=None, timeout=None) -> Result:
 
 
 def _split_settings(prop, model_cls, obligations, settings) -> tuple[dict, dict]:
-    """``--set`` values (over the property's PARAMS) for the model and for the obligations; a
-    name neither takes is an error."""
+    """``--set`` values (over the property's PARAMS that apply to this model:
+    Property.params_for) for the model and for the obligations; a name neither takes is an
+    error."""
     model_known = set(model_cls.params()) if model_cls else set()
     obligation_known = known_params(obligations)
-    merged = {**prop.params, **settings}
+    merged = {**prop.params_for(model_cls, also=obligation_known), **settings}
     unknown = [n for n in merged if n not in model_known and n not in obligation_known]
     if unknown:
         known = sorted(model_known | set(obligation_known))
@@ -284,7 +285,8 @@ def graph(property_file, view: str, out_dir, *, project=None, model_path=None, v
         raise PtmcError(f"{prop.path}: declares only z3 OBLIGATIONS, no model to explore "
                         "(ptmc prove proves them; --model names a model to draw)")
     settings = settings or {}
-    model = instantiate(model_file, {**prop.params, **settings}, [*prop.variants, *variants])
+    model_cls = load_model_class(model_file)
+    model = model_cls({**prop.params_for(model_cls), **settings}, [*prop.variants, *variants])
     system, ex = explore_model(model, prop.checks, max_states=max_states, progress=progress,
                                limit=MemoryLimit(max_memory))
     if view == "project" and not project:
