@@ -66,6 +66,7 @@ class Inline:
 
     def call(self, method: str, args: list) -> list:
         """``method`` of each partition with its arguments (None: not called, result None)."""
+        assert len(args) == self.workers, "one argument tuple (or None) per worker"
         return [None if a is None else getattr(p, method)(*a) for p, a in zip(self.parts, args)]
 
     def level(self, depth: int) -> tuple[list, list]:

@@ -88,6 +88,7 @@ class RayCluster:
             raise WorkerLost("a worker died (out of memory, or killed)") from None
 
     def call(self, method: str, args: list) -> list:
+        assert len(args) == self.workers, "one argument tuple (or None) per worker"
         refs = [None if a is None else getattr(actor, method).remote(*a) for actor, a in zip(self.actors, args)]
         got = iter(self._get([r for r in refs if r is not None]))
         return [None if r is None else next(got) for r in refs]
