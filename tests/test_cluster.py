@@ -21,17 +21,17 @@ from ptmc.model import load_model_class
 from ptmc.properties import load_property
 
 
-def both(model_of, checks, workers, **kw):
+def both(model_of, checks, workers, store="exact", **kw):
     """The single-process and the distributed run of the same model: described results."""
     model = model_of()
-    system, ex = explore_model(model, checks, **kw)
-    single = dataclasses.replace(describe(system, ex, model, checks, "p"), seconds=0)
+    system, ex = explore_model(model, checks, store=store, **kw)
+    single = dataclasses.replace(describe(system, ex, model, checks, "p", store=store), seconds=0)
     model = model_of()
     system = ENGINES["compiled"](model)
     bound = with_witnesses(model, [c.bind(type(model)) for c in checks])
-    ex = explore_cluster(system, bound, Inline(workers), Job(build=lambda: (model_of(), checks)),
+    ex = explore_cluster(system, bound, Inline(workers), Job(build=lambda: (model_of(), checks), store=store),
                          observers=model.observers(system), **kw)
-    distributed = describe(system, ex, model, checks, "p")
+    distributed = describe(system, ex, model, checks, "p", store=store)
     assert distributed.workers == workers and (distributed.exchanged > 0) == (workers > 1)
     return single, dataclasses.replace(distributed, seconds=0, workers=0, exchanged=0)
 
@@ -66,13 +66,22 @@ def test_other_models_agree(prop, cls, params, variants):
     assert distributed == single
 
 
+@pytest.mark.parametrize("store", ["exact", "fingerprint"])
 @pytest.mark.parametrize("limit", [1, 2, 700, 1293, 1294])
-def test_a_state_limit_stops_where_the_single_process_run_stops(limit):
+def test_a_state_limit_stops_where_the_single_process_run_stops(limit, store):
     cls = load_model_class(ROOT / "model" / "reclaim.py")
     prop = load_property(ROOT / "properties" / "no_uaf.py")
-    single, distributed = both(lambda: cls(SMALL), prop.checks, 2, max_states=limit)
+    single, distributed = both(lambda: cls(SMALL), prop.checks, 2, max_states=limit, store=store)
     assert distributed == single
     assert single.verdict == ("holds" if limit == 1294 else "inconclusive")
+
+
+@pytest.mark.parametrize("variants", [[], ["semi_rcu_fallback"]])
+def test_the_fingerprint_store_agrees_collision_estimate_included(variants):
+    cls = load_model_class(ROOT / "model" / "reclaim.py")
+    prop = load_property(ROOT / "properties" / "no_uaf.py")
+    single, distributed = both(lambda: cls(SMALL, variants), prop.checks, 2, store="fingerprint")
+    assert distributed == single and single.collision_probability is not None
 
 
 def test_the_default_run_agrees_on_two_workers():

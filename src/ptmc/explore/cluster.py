@@ -144,7 +144,9 @@ class _Run:
         self.workers = workers = backend.workers  # (known once started: a cluster says how many)
         owner = fingerprint(system.initial) % workers
         backend.call("seed", [() if w == owner else None for w in range(workers)])
-        states, transitions, deadlocks, crashed, generated, depth, frontier = 1, 0, 0, 0, 0, 0, 1
+        # (generated: the fingerprints looked up, the initial state's included, as the
+        # fingerprint store counts them for its collision estimate)
+        states, transitions, deadlocks, crashed, generated, depth, frontier = 1, 0, 0, 0, 1, 0, 1
         taken: set = set()
         found, found_index, reason = None, None, ""
         last_report = start
@@ -201,14 +203,16 @@ class _Run:
                 key = at
                 last, cut = key >> KEY_BITS, order(key, STORED)
                 reason = f"state limit {self.max_states} reached"
-            tallies = backend.call("tally", [(last, cut)] * workers)
+            # (the store looks a state up before it finds itself full: that one counts too)
+            looked_up = (cut[0], STORED + 1) if kind == "limit" else cut
+            tallies = backend.call("tally", [(last, cut, looked_up)] * workers)
             transitions += sum(t["transitions"] for t in tallies)
             deadlocks += sum(t["deadlocks"] for t in tallies)
             crashed += sum(t["crashed"] for t in tallies)
             for t in tallies:
                 taken |= t["taken"].keys()
             kept = [k for k in keys if order(k, STORED) < cut]
-            generated += len(kept)
+            generated += sum(t["generated"] for t in tallies)
             self._note_hits(hits, [{"hits": t["hits"]} for t in tallies], received, depth, cut)
             states += len(kept)
             frontier = states - last if kind == "limit" else 0

@@ -37,7 +37,7 @@ import numpy as np
 
 from ..errors import ModelError, PtmcError
 from ..kernel import UNDEFINED
-from .cluster import CHECKED, INVARIANT, KEY_BITS, MOVE_WITNESS, STATE_WITNESS, TAKEN, order
+from .cluster import CHECKED, INVARIANT, KEY_BITS, MOVE_WITNESS, STATE_WITNESS, STORED, TAKEN, order
 from .fingerprint import _MASK, _Values
 
 MAX_ID = 1 << 16  # distinct values per slot a record can name
@@ -284,6 +284,7 @@ class Partition:
         if marks is not None:
             taken.update(dict.fromkeys(system.taken(marks) - taken.keys()))
         self.hits, self.found = hits, found
+        self.sent_keys = out_keys  # (tally counts the ones looked up before a stop)
         batches = [self._batch(to, out_fps[to], out_keys[to], out_ids[to]) for to in range(workers)]
         self.sent_bytes = sum(len(b) for to, b in enumerate(batches) if to != self.index)
         first_stuck = next(((n, f) for n, f, _ in self.stuck if f is not None), None)
@@ -415,9 +416,10 @@ class Partition:
         self.frontier, self.new = frontier, []
         return len(self.numbers)
 
-    def tally(self, last: int, limit: tuple) -> dict:
+    def tally(self, last: int, limit: tuple, looked_up: tuple) -> dict:
         """The counts of the level as the single-process run has them when it stops: the states
-        numbered up to ``last`` expanded, and nothing after ``limit`` (a key, phase) looked at."""
+        numbered up to ``last`` expanded, and nothing after ``limit`` (a key, phase) looked at
+        (``looked_up``: the same for the successors looked up in the store)."""
         expanded = [k for k, (number, _, _) in enumerate(self.frontier) if number <= last]
         taken = set()  # (the quick path marks steps without keys: look again, up to the limit)
         for number, ids, _ in self.frontier:
@@ -430,6 +432,7 @@ class Partition:
                 "deadlocks": sum(s for n, _, s in self.stuck if n <= last),
                 "crashed": sum(1 for key in self.crashes if order(key, CHECKED) < limit),
                 "taken": dict.fromkeys(taken),
+                "generated": sum(1 for keys in self.sent_keys for key in keys if order(key, STORED) < looked_up),
                 "hits": {name: kp for name, kp in self.hits.items() if kp < limit}}
 
     def stuck_after(self, number: int):
