@@ -72,6 +72,7 @@ class Result:
     reductions: list[str] = field(default_factory=list)  # e.g. ["symmetry"]: states are orbit representatives
     workers: int = 0  # a distributed run's workers (0: one process)
     exchanged: int = 0  # bytes of state records sent between workers
+    startup: float = 0.0  # seconds the workers took to start (not in ``seconds``)
 
     @property
     def exit_code(self) -> int:

@@ -86,6 +86,7 @@ def describe(system: System, ex: Exploration, model: Model, checks, property_nam
         reductions=list(ex.reductions),
         workers=ex.workers,
         exchanged=ex.exchanged,
+        startup=ex.startup,
     )
     result.checks += ex.observed
     missing = {c.name for c in ex.missing}

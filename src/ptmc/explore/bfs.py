@@ -54,6 +54,7 @@ class Exploration:
     reductions: list = field(default_factory=list)  # names of the reductions explored under
     workers: int = 0  # a distributed run's workers (cluster.py; 0: this process)
     exchanged: int = 0  # bytes of state records sent between workers
+    startup: float = 0.0  # seconds the workers took to start (not in ``seconds``)
 
 
 # The visited stores (--store): every state exactly, or 64-bit fingerprints.

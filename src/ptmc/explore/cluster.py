@@ -129,7 +129,7 @@ def explore_cluster(system, checks, backend, job, *, max_states=None, progress=N
         ex = run.explore(start, progress, limit, witnesses, hits, observers)
     finally:
         backend.stop()
-    ex.workers, ex.exchanged = backend.workers, backend.exchanged
+    ex.workers, ex.exchanged, ex.startup = backend.workers, backend.exchanged, getattr(run, "startup", 0.0)
     return ex
 
 
@@ -140,7 +140,10 @@ class _Run:
 
     def explore(self, start, progress, limit, witnesses, hits, observers) -> Exploration:
         backend, system = self.backend, self.system
+        began = time.monotonic()
         backend.start(self.job)
+        self.startup = time.monotonic() - began  # (not exploration: reported apart)
+        start += self.startup
         self.workers = workers = backend.workers  # (known once started: a cluster says how many)
         owner = fingerprint(system.initial) % workers
         backend.call("seed", [() if w == owner else None for w in range(workers)])

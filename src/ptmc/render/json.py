@@ -35,6 +35,7 @@ def to_dict(result: Result) -> dict:
         out["collision_probability"] = result.collision_probability
     if result.workers:  # a distributed run
         out["workers"], out["exchanged_bytes"] = result.workers, result.exchanged
+        out["startup_seconds"] = result.startup
     if result.reductions:  # states counts orbit representatives (e.g. ["symmetry"])
         out["reductions"] = result.reductions
     if result.reason:

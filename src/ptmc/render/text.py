@@ -62,8 +62,8 @@ def render(result: Result) -> str:
             out.append(f"  fingerprint store: probability that a collision hid a state "
                        f"{result.collision_probability:.1e} (n * (g - n) / 2^64, as TLC)")
     if result.workers:
-        out.append(f"  on {result.workers} workers: {result.exchanged:,} bytes of states exchanged "
-                   f"({result.exchanged / max(result.states, 1):.0f} a state)")
+        out.append(f"  on {result.workers} workers (started in {result.startup:.1f}s): {result.exchanged:,} "
+                   f"bytes of states exchanged ({result.exchanged / max(result.states, 1):.0f} a state)")
     out += witness_lines(result)
     out += unreached_lines(result)
     for w in result.witnesses:
