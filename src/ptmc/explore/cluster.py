@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import time
 from array import array
+from bisect import bisect_left
 from heapq import merge
+from itertools import islice
 
 from ..result import HOLDS, INCONCLUSIVE, VIOLATED
 from .bfs import Exploration, Found, Witnesses, _invariant_failure
@@ -165,8 +167,9 @@ class _Run:
             except WorkerLost as e:
                 reason = str(e)
                 break
-            keys = list(merge(*(array("q", k) for k, _ in received)))
-            stop = self._first_stop(expanded, received, keys, states)
+            mine = [array("q", k) for k, _ in received]  # each worker's new keys, sorted
+            new = sum(map(len, mine))
+            stop = self._first_stop(expanded, received, mine, new, states)
             if stop is None:
                 transitions += sum(e["transitions"] for e in expanded)
                 deadlocks += sum(e["deadlocks"] for e in expanded)
@@ -175,13 +178,11 @@ class _Run:
                 for e in expanded:
                     taken |= e["taken"].keys()
                 self._note_hits(hits, expanded, received, depth, None)
-                if not keys:
+                if not new:
                     break
-                numbers = {key: states + rank for rank, key in enumerate(keys)}
-                backend.call("enter", [(array("q", [numbers[k] for k in array("q", mine)]).tobytes(),)
-                                       for mine, _ in received])
-                states += len(keys)
-                frontier = len(keys)
+                backend.call("enter", [(_numbers(mine, w, states).tobytes(),) for w in range(workers)])
+                states += new
+                frontier = new
                 depth += 1
                 if progress is not None and time.monotonic() - last_report >= 1.0:
                     last_report = time.monotonic()
@@ -214,7 +215,7 @@ class _Run:
             crashed += sum(t["crashed"] for t in tallies)
             for t in tallies:
                 taken |= t["taken"].keys()
-            kept = [k for k in keys if order(k, STORED) < cut]
+            kept = [k for k in merge(*mine) if order(k, STORED) < cut]
             generated += sum(t["generated"] for t in tallies)
             self._note_hits(hits, [{"hits": t["hits"]} for t in tallies], received, depth, cut)
             states += len(kept)
@@ -237,7 +238,7 @@ class _Run:
         return _exploration(system, witnesses, store, verdict, transitions, depth, start, found, reason,
                             deadlocks, taken, hits, crashed, observers)
 
-    def _first_stop(self, expanded, received, keys, states):
+    def _first_stop(self, expanded, received, mine, new, states):
         """The first place, in single-process order, where this level's exploration stops: a
         deadlock or end-state failure, a violation, or the state limit; None if it does not."""
         candidates = []
@@ -249,8 +250,8 @@ class _Run:
         if violations:
             v = min(violations, key=lambda f: order(f[0], f[1]))
             candidates.append((order(v[0], v[1]), "violation", v))
-        if self.max_states is not None and states + len(keys) > self.max_states:
-            key = keys[self.max_states - states]
+        if self.max_states is not None and states + new > self.max_states:
+            key = next(islice(merge(*mine), self.max_states - states, None))
             candidates.append((order(key, STORED), "limit", key))
         if not candidates:
             return None
@@ -278,6 +279,13 @@ class _Run:
             links.update({n: (-1, 0) if k < 0 else (k >> KEY_BITS, k & KEY_MASK) for n, k in got.items()})
             want = {p for p, _ in (links[n] for n in want) if p >= 0 and p not in links}
         return links
+
+
+def _numbers(mine: list, w: int, first: int) -> array:
+    """The numbers of worker ``w``'s new states: ``first`` plus each key's rank among all the
+    workers' new keys (each list sorted, no key in two)."""
+    others = [keys for v, keys in enumerate(mine) if v != w]
+    return array("q", [first + i + sum(bisect_left(o, key) for o in others) for i, key in enumerate(mine[w])])
 
 
 def _exploration(system, witnesses, store, verdict, transitions, depth, start, found, reason, deadlocks,
