@@ -122,9 +122,12 @@ def explore_cluster(system, checks, backend, job, *, max_states=None, progress=N
             found = Found(obs.check, message, 0, 0)
     witnesses.state(system.initial, 0, None, -1)
     hits = {name: None for name in witnesses.found}  # witness name -> (length, key), None: initial
-    if found is not None:
-        return _exploration(system, witnesses, ClusterStore(1, {0: (-1, 0)}, None), HOLDS, 0, 0, start,
-                            found, "", 0, set(), {}, 0, observers)
+    if found is not None:  # no worker is needed to say so
+        probability = None if job.store == "exact" else collision_probability(1, 1)
+        ex = _exploration(system, witnesses, ClusterStore(1, {0: (-1, 0)}, probability), VIOLATED, 0, 0,
+                          start, found, "", 0, set(), {}, 0, observers)
+        ex.workers = backend.workers
+        return ex
 
     run = _Run(backend, job, system, max_states, by_name)
     try:
