@@ -85,8 +85,6 @@ class ClusterStore:
     """What a distributed run keeps on the coordinator: the count, and the parent links of the
     paths it reports (the store interface ``describe`` and ``trace_steps`` use)."""
 
-    MEMORY_HINT = ""
-
     def __init__(self, states: int, links: dict, probability: float | None):
         self.states, self.links, self.probability = states, links, probability
 

@@ -75,70 +75,68 @@ class CompiledSystem(System):
                 for flag in range(base, base + len(self._threads[tid].roots)) if marks[flag]}
 
     def _generate(self) -> None:
-        """``successors`` and ``expand`` for this model: one block per thread, unrolled (a loop
-        over threads would look up the same per-thread parts again for every state)."""
+        """``successors``, ``expand`` and their variants that give each successor as its writes
+        (``moves``, ``changes``) for this model: one block per thread, unrolled (a loop over
+        threads would look up the same per-thread parts again for every state)."""
         env = {"canonical": self.canonical, "_Read": _Read, "_Leaf": _Leaf, "_find": _find,
                "miss": self._miss, "ModelError": ModelError, "UNHASHABLE": UNHASHABLE,
                "_MISSING": _MISSING}
         self.mark_base, base = [], 0
-        succ = ["def successors(state):", "    out = []", "    mixed = canonical.mixed"]
-        expand = ["def expand(state, marks):",
-                  "    if canonical.mixed:  # keys must be compared by type: the general path does",
-                  "        return None",
-                  "    nexts = []",
-                  "    append = nexts.append",
-                  "    marked = None  # marks first set here, undone if the state goes the general way"]
         for ct in self._threads:
-            t = ct.tid
-            env[f"roots{t}"], env[f"thread{t}"] = ct.roots, ct
+            env[f"roots{ct.tid}"], env[f"thread{ct.tid}"] = ct.roots, ct
             self.mark_base.append(base)
-            succ += [*_WALK.format(t=t, pc_slot=ct.pc_slot).splitlines(),
-                     "        for tr, writes in node.outcomes:",
-                     "            values = list(state)",
-                     "            for slot, value in writes:",
-                     "                values[slot] = value",
-                     "            out.append((tr, tuple(values)))"]
-            expand += [f"    pc = state[{ct.pc_slot}]",
-                       "    if pc >= 0:",
-                       f"        node = roots{t}[pc]",
-                       "        while node.__class__ is _Read:",
-                       "            node = node.children.get(node.get(state), _MISSING)",
-                       "        if node.__class__ is not _Leaf:",
-                       f"            node = miss(thread{t}, pc, state)",
-                       "        if node.eventful:",
-                       "            if marked:",
-                       "                for m in marked:",
-                       "                    marks[m] = False",
-                       "            return None",
-                       "        if node.outcomes:",
-                       f"            if not marks[{base} + pc]:",
-                       f"                marks[{base} + pc] = True",
-                       "                if marked is None:",
-                       "                    marked = []",
-                       f"                marked.append({base} + pc)",
-                       "            for writes in node.writes:",
-                       "                NEXT"]
             base += len(ct.roots)
-        expand.append("    return nexts")
         self.marks = base
-        succ.append("    return out")
-        # An unhashable value read makes the look-up raise TypeError: say what it is.
-        expand = [expand[0], "    try:", *("    " + line for line in expand[1:]),
-                  "    except TypeError:", "        raise ModelError(UNHASHABLE) from None"]
-        build = ["values = list(state)", "for slot, value in writes:", "    values[slot] = value",
-                 "append(tuple(values))"]
-        changes = [line.replace("def expand", "def changes") for line in expand]
-        expand = [x for line in expand for x in ([line.replace("NEXT", b) for b in build] if "NEXT" in line else [line])]
-        expand = [line.replace("    values[slot]", "        values[slot]") if "values[slot] = value" in line else line
-                  for line in expand]
-        changes = [line.replace("NEXT", "append(writes)") for line in changes]
-        moves = [line.replace("out.append((tr, tuple(values)))", "out.append((tr, writes))") for line in
-                 succ if not line.strip().startswith(("values", "for slot, value"))]
-        moves[0] = "def moves(state):"
-        source = "\n".join(succ + [""] + expand + [""] + changes + [""] + moves)
+        build = ["values = list(state)", "for slot, value in writes:", "    values[slot] = value"]
+        source = "\n\n".join([
+            self._walker("successors", [*build, "out.append((tr, tuple(values)))"]),
+            self._walker("moves", ["out.append((tr, writes))"]),
+            self._expander("expand", [*build, "append(tuple(values))"]),
+            self._expander("changes", ["append(writes)"])])
         exec(compile(source, f"<compiled steps of {self.model.name}>", "exec"), env)  # noqa: S102
         self._successors, self._expand = env["successors"], env["expand"]
         self._changes, self._moves = env["changes"], env["moves"]
+
+    def _walker(self, name: str, emit: list) -> str:
+        """``name(state)``: [(transition, what ``emit`` makes of its ``writes``)]."""
+        lines = [f"def {name}(state):", "    out = []", "    mixed = canonical.mixed"]
+        for ct in self._threads:
+            lines += [*_WALK.format(t=ct.tid, pc_slot=ct.pc_slot).splitlines(),
+                      "        for tr, writes in node.outcomes:", *("            " + line for line in emit)]
+        return "\n".join([*lines, "    return out"])
+
+    def _expander(self, name: str, emit: list) -> str:
+        """``name(state, marks)``: what ``emit`` appends for each successor's ``writes``, or
+        None when a transition reports an event (see ``expander``)."""
+        lines = ["    if canonical.mixed:  # keys must be compared by type: the general path does",
+                 "        return None",
+                 "    nexts = []",
+                 "    append = nexts.append",
+                 "    marked = None  # marks first set here, undone if the state goes the general way"]
+        for ct, base in zip(self._threads, self.mark_base):
+            lines += [f"    pc = state[{ct.pc_slot}]",
+                      "    if pc >= 0:",
+                      f"        node = roots{ct.tid}[pc]",
+                      "        while node.__class__ is _Read:",
+                      "            node = node.children.get(node.get(state), _MISSING)",
+                      "        if node.__class__ is not _Leaf:",
+                      f"            node = miss(thread{ct.tid}, pc, state)",
+                      "        if node.eventful:",
+                      "            if marked:",
+                      "                for m in marked:",
+                      "                    marks[m] = False",
+                      "            return None",
+                      "        if node.outcomes:",
+                      f"            if not marks[{base} + pc]:",
+                      f"                marks[{base} + pc] = True",
+                      "                if marked is None:",
+                      "                    marked = []",
+                      f"                marked.append({base} + pc)",
+                      "            for writes in node.writes:", *("                " + line for line in emit)]
+        lines.append("    return nexts")
+        # An unhashable value read makes the look-up raise TypeError: say what it is.
+        return "\n".join([f"def {name}(state, marks):", "    try:", *("    " + line for line in lines),
+                          "    except TypeError:", "        raise ModelError(UNHASHABLE) from None"])
 
     def _miss(self, ct: "_Thread", pc: int, state: tuple) -> "_Leaf":
         """The outcomes of a step from a state its tree does not know yet: learnt, or (for a

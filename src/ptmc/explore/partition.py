@@ -166,9 +166,6 @@ class Partition:
         self.numbers.append(0)
         self.parents.append(-1)
 
-    def owner(self, state: tuple) -> int:
-        return self._fingerprint(self._ids(state)) % self.workers
-
     def expand(self, depth: int) -> list:
         """Expand the frontier (level ``depth``): the records for each worker (bytes), and last
         what was found, each with its key (see ``order``)."""
