@@ -30,8 +30,6 @@ import sys
 from array import array
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from itertools import compress
-from operator import is_not
 
 import numpy as np
 
@@ -46,7 +44,7 @@ MAX_ID = 1 << 16  # distinct values per slot a record can name
 @dataclass
 class Job:
     """How a worker builds the run: the property file (its checks, minus ``exclude``), the
-    model file and its parameters, the engine and the store; ``files`` maps each file's
+    model file and its parameters, and the store; ``files`` maps each file's
     SHA-256 to its path, so a worker on another machine can say it sees different files.
     ``build`` (tests) replaces the files with a function returning (model, checks)."""
     property_file: str = ""
@@ -55,7 +53,6 @@ class Job:
     variants: tuple = ()
     without: tuple = ()
     exclude: tuple = ()
-    engine: str = "compiled"
     store: str = "exact"
     files: dict = field(default_factory=dict)
     source: str = ""  # digest of ptmc's own sources: workers must run the same ptmc
@@ -100,11 +97,13 @@ class Partition:
     """The states of one worker: ``index`` of ``workers``."""
 
     def __init__(self, job: Job, index: int, workers: int):
-        from . import ENGINES, with_witnesses
+        from . import with_witnesses
+        from .compiled import CompiledSystem
         from .bfs import Witnesses
         model, checks = job.model_and_checks()
         checks = [c.bind(type(model)) for c in checks]
-        self.system = system = ENGINES[job.engine](model)
+        # (compiled: a successor is encoded from its step's writes, which the compiled steps give)
+        self.system = system = CompiledSystem(model)
         checks = with_witnesses(model, checks)
         self.observers = model.observers(system)
         self.index, self.workers, self.exact = index, workers, job.store == "exact"
@@ -116,7 +115,7 @@ class Partition:
         self.witnesses = Witnesses(system, [c for c in checks if c.kind == "reachable"])
         self.vals = _Values(len(system.initial))
         self.slots = range(len(system.initial))
-        self.known = [{} for _ in self.slots] if getattr(system, "canonical", None) is not None else None
+        self.known = [{} for _ in self.slots]  # id of a canonical object (they live as long as the run) -> id
         self.told = [[0] * len(self.slots) for _ in range(workers)]  # ids sent to each worker, per slot
         self.heard = [[[] for _ in self.slots] for _ in range(workers)]  # sender id -> local id, per slot
         self.modules = _user_modules(model, checks)
@@ -135,17 +134,13 @@ class Partition:
         return array("H", [self._id(slot, value) for slot, value in enumerate(state)])
 
     def _id(self, slot: int, value) -> int:
-        known = self.known
-        if known is not None:
-            vid = known[slot].get(id(value))
-            if vid is not None:
-                return vid
-        vid = self.vals.id(slot, value)
-        if vid >= MAX_ID:
-            raise ModelError(f"slot {self.system.layout.names[slot]} holds more than {MAX_ID} values: "
-                             "too many for a distributed run's records")
-        if known is not None:
-            known[slot][id(value)] = vid
+        """The id of ``value``, a canonical object of this partition's system, in ``slot``."""
+        vid = self.known[slot].get(id(value))
+        if vid is None:
+            vid = self.known[slot][id(value)] = self.vals.id(slot, value)
+            if vid >= MAX_ID:
+                raise ModelError(f"slot {self.system.layout.names[slot]} holds more than {MAX_ID} values: "
+                                 "too many for a distributed run's records")
         return vid
 
     def _fingerprint(self, ids) -> int:
@@ -173,12 +168,12 @@ class Partition:
             return self._expand(depth)
 
     def _expand(self, depth: int) -> list:
-        system, workers, vals = self.system, self.workers, self.vals
+        system, workers = self.system, self.workers
         out_fps = [array("Q") for _ in range(workers)]
         out_keys = [array("Q") for _ in range(workers)]
         out_ids = [array("H") for _ in range(workers)]
         events, undefined, observers = self.events, self.undefined, self.observers
-        witnesses, known, slots, hashes = self.witnesses, self.known, self.slots, vals.hashes
+        witnesses = self.witnesses
         self.counts = array("I")  # transitions of each frontier state
         self.stuck: list = []  # (number, found, stuck) of frontier states with no transition
         self.crashes = array("Q")  # keys of transitions into unchecked undefined behaviour
@@ -187,91 +182,70 @@ class Partition:
         found = None  # (key, phase, check name, message): the first violation here
         # A compiled system gives the writes of each successor when no transition reports an
         # event (as the single-process explorer's expander): no Transition, no state tuple.
-        changes = system.changer() if hasattr(system, "changer") and not observers else None
-        moves = system.mover() if hasattr(system, "mover") else None
+        changes = system.changer() if not observers else None
+        moves = system.mover()
         marks = [False] * system.marks if changes is not None else None
         by_writes = self.by_writes
         for number, ids, fp in self.frontier:
             state = self._state(ids)
             quick = changes(state, marks) if changes is not None and found is None and (
                 not witnesses.pending or witnesses.quiet(state)) else None
+            base = number << KEY_BITS
             if quick is not None:
                 self.counts.append(len(quick))
                 if not quick:
                     self._stuck(number, state)
-                base = number << KEY_BITS
-                for j, writes in enumerate(quick):
-                    new_ids, new_fp = ids[:], fp
-                    coded = by_writes.get(id(writes))
-                    if coded is None:
-                        coded = by_writes[id(writes)] = self._coded(writes)
-                    for slot, vid, row in coded:
-                        old = new_ids[slot]
-                        if vid != old:
-                            new_fp += row[vid] - row[old]
-                            new_ids[slot] = vid
-                    new_fp &= _MASK
-                    to = new_fp % workers
-                    out_fps[to].append(new_fp)
-                    out_keys[to].append(base | j)
-                    out_ids[to].extend(new_ids)
-                continue
-            succ = moves(state) if moves is not None else system.successors(state)
-            self.counts.append(len(succ))
-            if not succ:
-                self._stuck(number, state)
-                continue
-            if found is not None:
-                continue  # as the single-process run: after a violation, only deadlocks count
-            base = number << KEY_BITS
-            for j, (tr, change) in enumerate(succ):
-                key = base | j
-                if moves is not None:  # the state after, only where a check looks at it
-                    writes, nxt = change, None
+                send = [(base | j, writes) for j, writes in enumerate(quick)]
+            else:
+                succ = moves(state)
+                self.counts.append(len(succ))
+                if not succ:
+                    self._stuck(number, state)
+                    continue
+                if found is not None:
+                    continue  # as the single-process run: after a violation, only deadlocks count
+                send = []  # (key, writes) of the successors that go to their owners
+                for j, (tr, writes) in enumerate(succ):
+                    key = base | j
+                    nxt = None  # the state after, only where a check looks at it
                     if observers or witnesses.pending:
                         values = list(state)
                         for slot, value in writes:
                             values[slot] = value
                         nxt = tuple(values)
-                else:
-                    writes, nxt = None, change
-                taken.setdefault(tr[:2], key)
-                if tr.events:
-                    check = next((events[k] for k, _ in tr.events if k in events), None)
-                    if check is not None:
-                        message = next(m for k, m in tr.events if k == check.event)
-                        found = (key, CHECKED, check.name, message)
-                        break
-                    if not undefined.isdisjoint(k for k, _ in tr.events):
-                        self.crashes.append(key)
-                        continue
-                if observers:
-                    for obs in observers:
-                        if message := obs.transition(state, tr, nxt):
-                            found = (key, CHECKED, obs.check.name, message)
+                    taken.setdefault(tr[:2], key)
+                    if tr.events:
+                        check = next((events[k] for k, _ in tr.events if k in events), None)
+                        if check is not None:
+                            message = next(m for k, m in tr.events if k == check.event)
+                            found = (key, CHECKED, check.name, message)
                             break
-                    if found is not None:
-                        break
-                if witnesses.pending:
-                    before = set(witnesses.found)
-                    witnesses.transition(state, tr, nxt, depth + 1, number)
-                    for name in set(witnesses.found) - before:
-                        hits[name] = (key, MOVE_WITNESS)
-                # The successor's record and fingerprint: only the slots the step changed.
+                        if not undefined.isdisjoint(k for k, _ in tr.events):
+                            self.crashes.append(key)
+                            continue
+                    if observers:
+                        for obs in observers:
+                            if message := obs.transition(state, tr, nxt):
+                                found = (key, CHECKED, obs.check.name, message)
+                                break
+                        if found is not None:
+                            break
+                    if witnesses.pending:
+                        before = set(witnesses.found)
+                        witnesses.transition(state, tr, nxt, depth + 1, number)
+                        for name in set(witnesses.found) - before:
+                            hits[name] = (key, MOVE_WITNESS)
+                    send.append((key, writes))
+            # Each successor's record and fingerprint: only the slots its step writes.
+            for key, writes in send:
                 new_ids, new_fp = ids[:], fp
-                if writes is not None:
-                    coded = by_writes.get(id(writes))
-                    if coded is None:
-                        coded = by_writes[id(writes)] = self._coded(writes)
-                    for slot, vid, row in coded:
-                        old = new_ids[slot]
-                        if vid != old:
-                            new_fp += row[vid] - row[old]
-                            new_ids[slot] = vid
-                else:
-                    for slot in compress(slots, map(is_not, state, nxt)):
-                        vid = self._id(slot, nxt[slot])
-                        new_fp += hashes[slot][vid] - hashes[slot][new_ids[slot]]
+                coded = by_writes.get(id(writes))
+                if coded is None:
+                    coded = self._coded(writes)
+                for slot, vid, row in coded:
+                    old = new_ids[slot]
+                    if vid != old:
+                        new_fp += row[vid] - row[old]
                         new_ids[slot] = vid
                 new_fp &= _MASK
                 to = new_fp % workers
@@ -290,10 +264,12 @@ class Partition:
                            "taken": taken, "hits": hits, "sent": self.sent_bytes}]
 
     def _coded(self, writes) -> tuple:
-        """A step's writes as (slot, value id, the slot's hashes). Writes are the compiled
-        system's: they live as long as it does, so they are cached by identity."""
+        """A step's writes as (slot, value id, the slot's hashes), cached by identity: writes
+        are the compiled system's, which live as long as it does (and are kept alive here)."""
+        coded = self.by_writes[id(writes)] = tuple((slot, self._id(slot, value), self.vals.hashes[slot])
+                                                    for slot, value in writes)
         self.alive.append(writes)
-        return tuple((slot, self._id(slot, value), self.vals.hashes[slot]) for slot, value in writes)
+        return coded
 
     def _stuck(self, number: int, state: tuple) -> None:
         """A frontier state with no transition: a deadlock or an end state (and what fails)."""
@@ -383,7 +359,7 @@ class Partition:
             heard = self.heard[sender]
             # Values from elsewhere become this system's canonical objects: its compiled steps
             # tell values apart by identity while no slot is mixed (state.Canonical).
-            canonical = getattr(self.system, "canonical", None) or (lambda slot, v: v)
+            canonical = self.system.canonical
             for slot, first, values in fresh:
                 assert len(heard[slot]) == first, "values arrive in order"
                 heard[slot].extend(self._id(slot, canonical(slot, v)) for v in values)
