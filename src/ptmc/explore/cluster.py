@@ -172,12 +172,10 @@ class _Run:
             new = sum(map(len, mine))
             stop = self._first_stop(expanded, received, mine, new, states)
             if stop is None:
-                transitions += sum(e["transitions"] for e in expanded)
-                deadlocks += sum(e["deadlocks"] for e in expanded)
-                crashed += sum(e["crashed"] for e in expanded)
+                more, stuck, lost, steps = _totals(expanded)
+                transitions, deadlocks, crashed = transitions + more, deadlocks + stuck, crashed + lost
                 generated += sum(r["generated"] for _, r in received)
-                for e in expanded:
-                    taken |= e["taken"].keys()
+                taken |= steps
                 self._note_hits(hits, expanded, received, depth, None)
                 if not new:
                     break
@@ -189,7 +187,7 @@ class _Run:
                     last_report = time.monotonic()
                     progress(states, transitions, depth, frontier, last_report - start)
                 continue
-            kind, at, message_or_none = stop
+            kind, at = stop
             # Where the single-process run stops, and what it has looked at by then.
             if kind == "violation":
                 key, phase, name, message = at
@@ -211,15 +209,12 @@ class _Run:
             # (the store looks a state up before it finds itself full: that one counts too)
             looked_up = (cut[0], STORED + 1) if kind == "limit" else cut
             tallies = backend.call("tally", [(last, cut, looked_up)] * workers)
-            transitions += sum(t["transitions"] for t in tallies)
-            deadlocks += sum(t["deadlocks"] for t in tallies)
-            crashed += sum(t["crashed"] for t in tallies)
-            for t in tallies:
-                taken |= t["taken"].keys()
-            kept = [k for k in merge(*mine) if order(k, STORED) < cut]
+            more, stuck, lost, steps = _totals(tallies)
+            transitions, deadlocks, crashed = transitions + more, deadlocks + stuck, crashed + lost
             generated += sum(t["generated"] for t in tallies)
+            taken |= steps
             self._note_hits(hits, [{"hits": t["hits"]} for t in tallies], received, depth, cut)
-            states += len(kept)
+            states += sum(1 for k in merge(*mine) if order(k, STORED) < cut)
             frontier = states - last if kind == "limit" else 0
             break
         if reason:
@@ -228,9 +223,10 @@ class _Run:
         wanted = [f.state for f in [found] if f is not None] + [k >> KEY_BITS for _, k in filter(None, hits.values())]
         try:
             links = self._links(wanted)
-        except WorkerLost:  # the paths are gone with the worker: no witness is reported found
+        except WorkerLost as e:  # the paths are gone with the worker: nothing found is reported
             links, hits = {}, {n: h for n, h in hits.items() if h is None}
-            found = None
+            found = found_index = None
+            reason = reason or f"{e}: {states} states, {transitions} transitions, depth {depth}"
         probability = None if self.job.store == "exact" else collision_probability(states, generated)
         store = ClusterStore(states, links, probability)
         verdict = VIOLATED if found is not None else (INCONCLUSIVE if reason else HOLDS)
@@ -257,7 +253,7 @@ class _Run:
         if not candidates:
             return None
         _, kind, at = min(candidates, key=lambda c: c[0])
-        return kind, at, None
+        return kind, at
 
     def _note_hits(self, hits, expanded, received, depth, cut) -> None:
         """The first witness hits of this level (before ``cut``), for witnesses not hit yet."""
@@ -280,6 +276,16 @@ class _Run:
             links.update({n: (-1, 0) if k < 0 else (k >> KEY_BITS, k & KEY_MASK) for n, k in got.items()})
             want = {p for p, _ in (links[n] for n in want) if p >= 0 and p not in links}
         return links
+
+
+def _totals(parts: list) -> tuple:
+    """Transitions, deadlocks and crashed transitions summed over the workers' summaries, and
+    the steps they took."""
+    taken = set()
+    for p in parts:
+        taken |= p["taken"].keys()
+    return (sum(p["transitions"] for p in parts), sum(p["deadlocks"] for p in parts),
+            sum(p["crashed"] for p in parts), taken)
 
 
 def _numbers(mine: list, w: int, first: int) -> array:
