@@ -13,11 +13,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ptmc import DONE, Model, Thread, step
-from ptmc.explore import check_model
-from ptmc.explore.store import Store
+import pytest
+
+from ptmc.explore import check_model, explore_model
+from ptmc.explore.store import IdentityStore, Store, StoreFull
 from ptmc.kernel.pgtable import pt
 from ptmc.properties import never
-from ptmc.state import identical
+from ptmc.state import Canonical, apply_writes, identical
 
 EVENT = "use-after-free"  # any known event: the generated models report it as "bad"
 
@@ -84,6 +86,73 @@ def test_store_keeps_twins_apart_and_finds_each():
         store.add(state, number - 1)
     assert len(store) == 4
     assert [store.find(s) for s in [(False, 0), (0, 0), (0.0, 0), (0, False), (1, 1)]] == [0, 1, 2, 3, None]
+
+
+# --------------------------------------------------------------------------------------------
+# The C index of the exact store (explore/_identity.pyx) against the dict store.
+# --------------------------------------------------------------------------------------------
+
+def test_the_c_index_is_built_and_compiled_runs_use_it():
+    """CI builds it (setup.sh); without it every compiled run would quietly be 2x slower."""
+    assert IdentityStore.available(), "ptmc/explore/_identity.pyx was not built: run ./setup.sh"
+    system, ex = explore_model(owner_model(False), [never(EVENT)])
+    assert type(ex.store) is IdentityStore
+    _, reference_run = explore_model(owner_model(False), [never(EVENT)], engine="reference")
+    assert type(reference_run.store) is Store
+
+
+def canonical_states(draw_values, slots):
+    canonical = Canonical(slots)
+    return canonical, [tuple(canonical(slot, v) for slot, v in enumerate(values)) for values in draw_values]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(1, 4).flatmap(lambda n: st.tuples(
+    st.just(n), st.lists(st.tuples(*[values] * n), min_size=1, max_size=12),
+    st.lists(st.lists(st.tuples(st.integers(0, n - 1), values), max_size=3), max_size=6),
+    st.one_of(st.none(), st.integers(1, 8)))))
+def test_the_c_index_stores_what_the_dict_store_stores(case):
+    """The same states, numbers and parents, whether added whole or as the writes of
+    successors, the same state limit, and the same answers to ``find``."""
+    slots, added, changes, capacity = case
+    canonical, states = canonical_states(added, slots)
+    changes = [tuple((slot, canonical(slot, v)) for slot, v in writes) for writes in changes]
+    stores = [Store(capacity, canonical), IdentityStore(slots, capacity, canonical)]
+    for store in stores:
+        try:
+            for parent, state in enumerate(states):
+                store.add(state, parent - 1)
+                store.add_changes(state, changes, parent)
+        except StoreFull:
+            pass
+    plain, fast = stores
+    assert len(plain) == len(fast)
+    assert all(identical(a, b) for a, b in zip(plain.states, fast.states))
+    assert list(plain.parent) == list(fast.parent)
+    for state in [*states, *(s for writes in changes for s in apply_writes(states[0], [writes]))]:
+        assert plain.find(state) == fast.find(state)
+    assert fast.find(tuple(list(states[0]))) == plain.find(states[0])  # equal, not the same objects
+
+
+def test_the_c_index_grows_and_keeps_states_apart_by_type():
+    canonical = Canonical(2)
+    store = IdentityStore(2, None, canonical)
+    states = [tuple(canonical(slot, v) for slot, v in enumerate(pair))
+              for pair in [(i, b) for i in range(3000) for b in (False, 0)]]
+    assert all(store.add(s, -1) for s in states)
+    assert not any(store.add(s, 0) for s in states)
+    assert len(store) == 6000 and store.find(states[4001]) == 4001
+
+
+def test_the_c_index_says_what_is_wrong():
+    store = IdentityStore(2, 1, Canonical(2))
+    with pytest.raises(ValueError, match="a state of 3 slots in a store of 2"):
+        store.add((1, 2, 3), -1)
+    store.add((1, 2), -1)
+    with pytest.raises(StoreFull):
+        store.add_changes((1, 2), [((0, 5),)], 0)
+    with pytest.raises(IndexError):
+        store.add_changes((1, 2), [((2, 5),)], 0)
 
 
 # --------------------------------------------------------------------------------------------

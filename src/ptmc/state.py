@@ -92,6 +92,18 @@ def _name(obj) -> bytes:
     return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', obj.__class__.__qualname__)}".encode()
 
 
+def apply_writes(state: tuple, changes: list) -> list[tuple]:
+    """The successors of ``state`` that ``changes`` gives as the (slot, value) pairs each one's
+    step writes (``CompiledSystem.changer``)."""
+    out = []
+    for writes in changes:
+        values = list(state)
+        for slot, value in writes:
+            values[slot] = value
+        out.append(tuple(values))
+    return out
+
+
 class Canonical:
     """One object per typed value and slot: ``canonical(slot, v)`` is the first value seen in
     ``slot`` that is ``identical`` to ``v``. States built only of canonical objects hold the very
@@ -117,6 +129,14 @@ class Canonical:
         twins.append(value)
         self.mixed = True
         return value
+
+    def known(self, slot: int, value):
+        """The canonical object ``identical`` to ``value`` in ``slot``, or None if there is none
+        yet (nothing is added)."""
+        first = self.pools[slot].get(value)  # TypeError: unhashable
+        if first is None or first is value or identical(first, value):
+            return first
+        return next((t for t in self.twins.get((slot, id(first)), ()) if identical(t, value)), None)
 
 
 _id_sets: dict[tuple, tuple] = {}

@@ -21,7 +21,7 @@ from ..result import HOLDS, INCONCLUSIVE, VIOLATED
 from ..state import STOPPED, thread_matches
 from ..kernel import UNDEFINED
 from .fingerprint import FingerprintStore
-from .store import Store, StoreFull
+from .store import Store, StoreFull, exact_store
 from .system import System, Transition
 
 
@@ -58,9 +58,9 @@ class Exploration:
 
 
 # The visited stores (--store): every state exactly, or 64-bit fingerprints.
-STORES = {"exact": lambda system, capacity: Store(capacity, system.canonical),
-          "fingerprint": lambda system, capacity: FingerprintStore(len(system.initial), capacity,
-                                                                   system.canonical)}
+STORES = {"exact": exact_store,
+          "fingerprint": lambda system, capacity, reduced: FingerprintStore(len(system.initial), capacity,
+                                                                            system.canonical)}
 
 
 def explore(system: System, checks, max_states: int | None = None, progress=None,
@@ -89,7 +89,7 @@ def _explore(system, checks, max_states, progress, limit, observers, new_store, 
     deadlock_check = next((c for c in checks if c.kind == "deadlock_free"), None)
     witnesses = Witnesses(system, [c for c in checks if c.kind == "reachable"])
 
-    store = new_store(system, max_states)
+    store = new_store(system, max_states, bool(reductions))
     for reduction in reductions:
         reduction.refuse(checks)
         store = reduction.wrap(store)
@@ -104,10 +104,11 @@ def _explore(system, checks, max_states, progress, limit, observers, new_store, 
     taken = set()
     note_taken, add, successors = taken.add, store.add, system.successors
     # With nothing to check per transition, a compiled system expands a state straight into
-    # the store: the same states in the same order, without looking at each transition.
-    expand = getattr(system, "expander", lambda: None)() if not (observers or invariants) else None
+    # the store, as the slots each step writes: the same states in the same order, without
+    # looking at each transition or building a successor the store already has.
+    expand = getattr(system, "changer", lambda: None)() if not (observers or invariants) else None
     marks = [False] * system.marks if expand is not None else None
-    add_all = store.add_all
+    add_changes = store.add_changes
     level_end, i, reason = 1, 0, ""
     next_report = start + 1.0
     take = store.take
@@ -127,7 +128,7 @@ def _explore(system, checks, max_states, progress, limit, observers, new_store, 
                 not witnesses.pending or witnesses.quiet(state)) else None
             if nexts is not None:  # no transition reports an event
                 transitions += len(nexts)
-                add_all(nexts, i)
+                add_changes(state, nexts, i)
                 succ = ()
             else:
                 succ = successors(state)

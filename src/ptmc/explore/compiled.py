@@ -52,16 +52,12 @@ class CompiledSystem(System):
             return super().successors(state, record=True)
         return self._successors(state)
 
-    def expander(self):
-        """``expand(state, marks)``: the states the transitions from ``state`` lead to, in
-        order, when none of them reports an event (else None: the explorer then takes the
-        general path). ``marks`` (``self.marks`` flags) notes the steps taken, see ``taken``.
-        For an exploration with no per-transition check: no pairs, no Transition looked at."""
-        return self._expand
-
     def changer(self):
-        """``changes(state, marks)``: as ``expand``, but each successor as the (slot, value)
-        pairs its step writes (a distributed run encodes successors from them)."""
+        """``changes(state, marks)``: the successors of ``state``, in order, each as the (slot,
+        value) pairs its step writes, when no transition reports an event (else None: the
+        explorer then takes the general path). For an exploration with no per-transition
+        check: no Transition looked at, no state tuple built (the store builds the new ones).
+        ``marks`` (``self.marks`` flags) notes the steps taken, see ``taken``."""
         return self._changes
 
     def mover(self):
@@ -70,14 +66,14 @@ class CompiledSystem(System):
         return self._moves
 
     def taken(self, marks: list) -> set:
-        """The (tid, pc) of the steps an ``expand`` marked."""
+        """The (tid, pc) of the steps a ``changes`` marked."""
         return {(tid, flag - base) for tid, base in enumerate(self.mark_base)
                 for flag in range(base, base + len(self._threads[tid].roots)) if marks[flag]}
 
     def _generate(self) -> None:
-        """``successors``, ``expand`` and their variants that give each successor as its writes
-        (``moves``, ``changes``) for this model: one block per thread, unrolled (a loop over
-        threads would look up the same per-thread parts again for every state)."""
+        """``successors``, and its variants that give each successor as its writes (``moves``,
+        and ``changes`` without the transitions) for this model: one block per thread, unrolled
+        (a loop over threads would look up the same per-thread parts again for every state)."""
         env = {"canonical": self.canonical, "_Read": _Read, "_Leaf": _Leaf, "_find": _find,
                "miss": self._miss, "ModelError": ModelError, "UNHASHABLE": UNHASHABLE,
                "_MISSING": _MISSING}
@@ -91,11 +87,9 @@ class CompiledSystem(System):
         source = "\n\n".join([
             self._walker("successors", [*build, "out.append((tr, tuple(values)))"]),
             self._walker("moves", ["out.append((tr, writes))"]),
-            self._expander("expand", [*build, "append(tuple(values))"]),
-            self._expander("changes", ["append(writes)"])])
+            self._changer()])
         exec(compile(source, f"<compiled steps of {self.model.name}>", "exec"), env)  # noqa: S102
-        self._successors, self._expand = env["successors"], env["expand"]
-        self._changes, self._moves = env["changes"], env["moves"]
+        self._successors, self._changes, self._moves = env["successors"], env["changes"], env["moves"]
 
     def _walker(self, name: str, emit: list) -> str:
         """``name(state)``: [(transition, what ``emit`` makes of its ``writes``)]."""
@@ -105,13 +99,11 @@ class CompiledSystem(System):
                       "        for tr, writes in node.outcomes:", *("            " + line for line in emit)]
         return "\n".join([*lines, "    return out"])
 
-    def _expander(self, name: str, emit: list) -> str:
-        """``name(state, marks)``: what ``emit`` appends for each successor's ``writes``, or
-        None when a transition reports an event (see ``expander``)."""
+    def _changer(self) -> str:
+        """``changes(state, marks)``: see ``changer``."""
         lines = ["    if canonical.mixed:  # keys must be compared by type: the general path does",
                  "        return None",
                  "    nexts = []",
-                 "    append = nexts.append",
                  "    marked = None  # marks first set here, undone if the state goes the general way"]
         for ct, base in zip(self._threads, self.mark_base):
             lines += [f"    pc = state[{ct.pc_slot}]",
@@ -132,10 +124,10 @@ class CompiledSystem(System):
                       "                if marked is None:",
                       "                    marked = []",
                       f"                marked.append({base} + pc)",
-                      "            for writes in node.writes:", *("                " + line for line in emit)]
+                      "            nexts += node.writes"]
         lines.append("    return nexts")
         # An unhashable value read makes the look-up raise TypeError: say what it is.
-        return "\n".join([f"def {name}(state, marks):", "    try:", *("    " + line for line in lines),
+        return "\n".join(["def changes(state, marks):", "    try:", *("    " + line for line in lines),
                           "    except TypeError:", "        raise ModelError(UNHASHABLE) from None"])
 
     def _miss(self, ct: "_Thread", pc: int, state: tuple) -> "_Leaf":

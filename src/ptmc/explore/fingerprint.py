@@ -29,7 +29,7 @@ from operator import is_not
 
 
 from ..errors import ModelError
-from ..state import encode, identical  # noqa: F401 (encode: re-exported)
+from ..state import apply_writes, encode, identical  # noqa: F401 (encode: re-exported)
 from .store import UNHASHABLE, StoreFull, parent_path
 
 _MASK = (1 << 64) - 1
@@ -221,6 +221,9 @@ class FingerprintStore:
     def add_all(self, batch: list, parent: int) -> None:
         for state in batch:
             self.add(state, parent)
+
+    def add_changes(self, state: tuple, changes: list, parent: int) -> None:
+        self.add_all(apply_writes(state, changes), parent)
 
     def take(self, number: int) -> tuple:
         """The state numbered ``number``, to expand: the frontier's first (states are taken in

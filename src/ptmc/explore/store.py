@@ -1,14 +1,16 @@
 """The visited store: every state reached, its number, and the state it was first reached from.
 
-A dict from the flat state tuple to its number, a list of states and an array of parent
-numbers: 8 bytes a slot plus ~150 bytes of tuple, dict and parent overhead (about 750 bytes
-for the reclaim model's 70 slots, see bench/), exact, with no collisions. A networkx node
-costs several times that; graphs for display are built from the store afterwards.
+A list of states, an array of parent numbers, and an index from state to number: exact, with
+no collisions, 8 bytes a slot plus the index and tuple overhead (about 700 bytes for the
+reclaim model's ~80 slots, see bench/). A networkx node costs several times that; graphs for
+display are built from the store afterwards.
 
-Python's dict merges keys that are equal, and ``False == 0``, ``1 == 1.0``, ``PT((0, 1)) ==
-(0, 1)``. A state found equal to a stored one is therefore checked with ``identical``; the
-rare equal-but-different state is kept as a *twin* of the first, so no two different states
-are ever one.
+``IdentityStore``, for states made of canonical objects (the compiled system's), indexes them
+in C by the objects they hold (explore/_identity.pyx). ``Store`` is a dict from the state
+tuple: Python's dict merges keys that are equal, and ``False == 0``, ``1 == 1.0``,
+``PT((0, 1)) == (0, 1)``; a state found equal to a stored one is therefore checked with
+``identical``, and the rare equal-but-different state is kept as a *twin* of the first, so no
+two different states are ever one.
 """
 from __future__ import annotations
 
@@ -16,7 +18,12 @@ from array import array
 from operator import is_
 
 from ..errors import ModelError
-from ..state import identical
+from ..state import apply_writes, identical
+
+try:
+    from ._identity import IdentityIndex
+except ImportError:  # built without Cython or a C compiler (setup.py): Store does the work
+    IdentityIndex = None
 
 
 UNHASHABLE = "a thread local or shared variable holds an unhashable value (use tuples, not lists or dicts)"
@@ -122,6 +129,10 @@ class Store:
                     number += 1
         return add, add_all
 
+    def add_changes(self, state: tuple, changes: list, parent: int) -> None:
+        """``add`` each successor of ``state`` that ``changes`` gives (see ``state.apply_writes``)."""
+        self.add_all(apply_writes(state, changes), parent)
+
     def is_stored(self, number: int, state: tuple) -> bool:
         """State ``number`` is ``state``."""
         return identical(self.states[number], state)
@@ -135,3 +146,41 @@ class Store:
 
     def path(self, number: int) -> list[int]:
         return parent_path(self.parent, number)
+
+
+class IdentityStore(Store):
+    """The exact store for states of canonical objects only (the compiled system's, with no
+    reduction, which would move objects between slots): the same states, numbers and parents
+    as ``Store``, kept by the C index of ``_identity.pyx``, where a state is the objects it
+    holds. ``available()``: whether that index was built."""
+
+    def __init__(self, slots: int, capacity: int | None, canonical):
+        self.capacity, self.canonical = capacity, canonical
+        self.index = IdentityIndex(slots, array("q"), -1 if capacity is None else capacity, StoreFull)
+        self.states, self.parent = self.index.states, self.index.parent
+        self.add, self.add_changes = self.index.add, self.index.add_changes
+
+    @staticmethod
+    def available() -> bool:
+        return IdentityIndex is not None
+
+    def add_all(self, batch: list, parent: int) -> None:
+        for state in batch:
+            self.add(state, parent)
+
+    def find(self, state: tuple) -> int | None:
+        try:
+            known = tuple(map(self.canonical.known, range(len(state)), state))
+        except TypeError:
+            raise ModelError(UNHASHABLE) from None
+        if any(k is None and v is not None for k, v in zip(known, state)):
+            return None  # a value no stored state holds
+        return self.index.find(known)
+
+
+def exact_store(system, capacity: int | None, reduced: bool):
+    """The exact store for a run of ``system``: the C index where it can be used."""
+    canonical = system.canonical
+    if canonical is not None and not reduced and IdentityStore.available():
+        return IdentityStore(len(system.initial), capacity, canonical)
+    return Store(capacity, canonical)

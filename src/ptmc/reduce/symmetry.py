@@ -37,7 +37,7 @@ from itertools import permutations, product
 from operator import itemgetter
 
 from ..errors import PtmcError
-from ..state import Names, encode, identical, thread_matches
+from ..state import Names, apply_writes, encode, identical, thread_matches
 
 _CONFIG = ("name", "tid", "model")  # what two interchangeable threads may differ in besides pages
 
@@ -324,6 +324,7 @@ class SymmetricStore:
         canonical, add, add_all = symmetry.canonical, store.add, store.add_all
         self.add = lambda state, parent: add(canonical(state), parent)
         self.add_all = lambda batch, parent: add_all(list(map(canonical, batch)), parent)
+        self.add_changes = lambda state, changes, parent: self.add_all(apply_writes(state, changes), parent)
 
     def __len__(self) -> int:
         return len(self.inner)
