@@ -223,7 +223,27 @@ class FingerprintStore:
             self.add(state, parent)
 
     def add_changes(self, state: tuple, changes: list, parent: int) -> None:
-        self.add_all(apply_writes(state, changes), parent)
+        """``add`` each successor of ``state`` (the one being expanded) that ``changes`` gives
+        as its step's writes: only the written slots are looked at, no tuple is built."""
+        if self.known is None:
+            return self.add_all(apply_writes(state, changes), parent)
+        _, before, start = self.current
+        vals, known = self.vals, self.known
+        hashes, limit = vals.hashes, vals.limit
+        for k, writes in enumerate(changes):
+            ids = bytearray(before) if vals.width == 1 else array(before.typecode, before)
+            fp = start
+            for slot, value in writes:
+                vid = known[slot].get(id(value))
+                if vid is None:
+                    vid = vals.id(slot, value)
+                    if vid >= limit:  # the queue is re-encoded wider: the rest the general way
+                        self._widen(vid)
+                        return self.add_all(apply_writes(state, changes[k:]), parent)
+                    known[slot][id(value)] = vid
+                fp += hashes[slot][vid] - hashes[slot][ids[slot]]
+                ids[slot] = vid
+            self._insert(fp & _MASK, ids, parent)
 
     def take(self, number: int) -> tuple:
         """The state numbered ``number``, to expand: the frontier's first (states are taken in
