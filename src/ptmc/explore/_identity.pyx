@@ -112,8 +112,8 @@ cdef class IdentityIndex:
             for slot in range(self.slots):
                 Py_INCREF(<object>items[slot])
                 PyTuple_SET_ITEM(state, slot, <object>items[slot])
+        self.parent.append(parent)  # (first: a MemoryError leaves every stored state a parent)
         self.states.append(state)
-        self.parent.append(parent)
         self.keys[pos], self.numbers[pos] = h, <int32_t>number
         self.count += 1
         if self.count * 10 > self.size * 7:
