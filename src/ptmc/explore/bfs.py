@@ -108,7 +108,15 @@ def _explore(system, checks, max_states, progress, limit, observers, new_store, 
     # looking at each transition or building a successor the store already has.
     expand = getattr(system, "changer", lambda: None)() if not (observers or invariants) else None
     marks = [False] * system.marks if expand is not None else None
-    add_changes = store.add_changes
+    add_changes, watch = store.add_changes, witnesses.watch
+    # Pending step witnesses are watched by ``expand`` itself, transition witnesses asked of
+    # each state (quiet), and state witnesses asked of each new state where the store keeps
+    # states (not the fingerprint store; not under a reduction, which stores another state).
+    states_seen = hasattr(store, "states") and not reductions
+
+    def reached(number: int):
+        """The first transition from the state being expanded to state ``number``."""
+        return next(tr for tr, nxt in successors(state) if store.is_stored(number, nxt))
     level_end, i, reason = 1, 0, ""
     next_report = start + 1.0
     take = store.take
@@ -124,11 +132,15 @@ def _explore(system, checks, max_states, progress, limit, observers, new_store, 
                 depth += 1
                 level_end = len(store)
             state = take(i)
-            nexts = expand(state, marks) if expand is not None and found is None and (
-                not witnesses.pending or witnesses.quiet(state)) else None
-            if nexts is not None:  # no transition reports an event
+            nexts = expand(state, marks, watch) if expand is not None and found is None and (
+                not witnesses.pending or (witnesses.moves_quiet(state) and (
+                    states_seen or not witnesses.on_states))) else None
+            if nexts is not None:  # no transition reports an event or is watched
                 transitions += len(nexts)
+                first = len(store)
                 add_changes(state, nexts, i)
+                if witnesses.on_states:
+                    witnesses.new_states(store, first, depth + 1, i, reached)
                 succ = ()
             else:
                 succ = successors(state)
@@ -222,6 +234,15 @@ class Witnesses:
         if len(set(names)) != len(names):
             raise PtmcError(f"two witnesses share a name: {', '.join(sorted(names))}")
         self.pending = bool(checks)
+        # The steps a pending step witness names, as CompiledSystem.changer's ``watch`` flags.
+        self.watch = [False] * getattr(system, "marks", 0)
+        self._watch()
+
+    def _watch(self) -> None:
+        if self.watch:
+            self.watch[:] = [False] * len(self.watch)
+            for tid, pc in self.on_steps:
+                self.watch[self.system.flag(tid, pc)] = True
 
     def _hit(self, check, length, number, tr, target) -> None:
         self.found[check.name] = Found(check, check.description, length, number, tr, target)
@@ -231,6 +252,7 @@ class Witnesses:
         self.on_steps = {k: kept for k, v in self.on_steps.items()
                          if (kept := [(c, t) for c, t in v if c is not check])}
         self.pending = bool(self.on_states or self.on_moves or self.on_steps)
+        self._watch()
 
     def state(self, state, length, tr, parent) -> None:
         """``state`` was just stored, reached by ``tr`` from state ``parent``."""
@@ -268,7 +290,23 @@ class Witnesses:
         only ``state`` to say so)."""
         if self.on_states or self.on_steps:
             return False
+        return self.moves_quiet(state)
+
+    def moves_quiet(self, state) -> bool:
+        """No pending transition witness can be hit by a transition from ``state`` (see
+        ``quiet``); step and state witnesses aside."""
         return all(self.system.settled(check.fn, state) is False for check, _ in self.move_judges)
+
+    def new_states(self, store, first: int, length: int, parent: int, reached) -> None:
+        """States ``first``... of ``store`` were just stored, reached from state ``parent``;
+        ``reached(number)`` gives the transition to one of them (looked for only on a hit)."""
+        for number in range(first, len(store)):
+            if not self.on_states:
+                return
+            state = store.states[number]
+            for check in list(self.on_states):
+                if _evaluate_witness(self.system, check, (state,), state):
+                    self._hit(check, length, parent, reached(number), state)
 
     def missing(self) -> list:
         return [c for c in self.checks if c.name not in self.found]

@@ -53,17 +53,22 @@ class CompiledSystem(System):
         return self._successors(state)
 
     def changer(self):
-        """``changes(state, marks)``: the successors of ``state``, in order, each as the (slot,
-        value) pairs its step writes, when no transition reports an event (else None: the
-        explorer then takes the general path). For an exploration with no per-transition
-        check: no Transition looked at, no state tuple built (the store builds the new ones).
-        ``marks`` (``self.marks`` flags) notes the steps taken, see ``taken``."""
+        """``changes(state, marks, watch)``: the successors of ``state``, in order, each as the
+        (slot, value) pairs its step writes, when no transition reports an event or takes a
+        step flagged in ``watch`` (else None: the explorer then takes the general path). For
+        an exploration with no per-transition check: no Transition looked at, no state tuple
+        built (the store builds the new ones). ``marks`` notes the steps taken (see
+        ``taken``); both are ``self.marks`` flags, one per step of each thread (``flag``)."""
         return self._changes
 
     def mover(self):
         """``moves(state)``: as ``successors``, but each successor as the (slot, value) pairs its
         step writes, with its transition."""
         return self._moves
+
+    def flag(self, tid: int, pc: int) -> int:
+        """The index of step ``pc`` of thread ``tid`` in ``marks`` and ``watch``."""
+        return self.mark_base[tid] + pc
 
     def taken(self, marks: list) -> set:
         """The (tid, pc) of the steps a ``changes`` marked."""
@@ -119,15 +124,21 @@ class CompiledSystem(System):
                       "                    marks[m] = False",
                       "            return None",
                       "        if node.outcomes:",
-                      f"            if not marks[{base} + pc]:",
-                      f"                marks[{base} + pc] = True",
+                      f"            flag = {base} + pc",
+                      "            if watch[flag]:  # a pending witness watches this step",
+                      "                if marked:",
+                      "                    for m in marked:",
+                      "                        marks[m] = False",
+                      "                return None",
+                      "            if not marks[flag]:",
+                      "                marks[flag] = True",
                       "                if marked is None:",
                       "                    marked = []",
-                      f"                marked.append({base} + pc)",
+                      "                marked.append(flag)",
                       "            nexts += node.writes"]
         lines.append("    return nexts")
         # An unhashable value read makes the look-up raise TypeError: say what it is.
-        return "\n".join(["def changes(state, marks):", "    try:", *("    " + line for line in lines),
+        return "\n".join(["def changes(state, marks, watch):", "    try:", *("    " + line for line in lines),
                           "    except TypeError:", "        raise ModelError(UNHASHABLE) from None"])
 
     def _miss(self, ct: "_Thread", pc: int, state: tuple) -> "_Leaf":

@@ -188,7 +188,7 @@ class Partition:
         by_writes = self.by_writes
         for number, ids, fp in self.frontier:
             state = self._state(ids)
-            quick = changes(state, marks) if changes is not None and found is None and (
+            quick = changes(state, marks, witnesses.watch) if changes is not None and found is None and (
                 not witnesses.pending or witnesses.quiet(state)) else None
             base = number << KEY_BITS
             if quick is not None:
