@@ -110,9 +110,9 @@ def _explore(system, checks, max_states, progress, limit, observers, new_store, 
     marks = [False] * system.marks if expand is not None else None
     add_changes, watch = store.add_changes, witnesses.watch
     # Pending step witnesses are watched by ``expand`` itself, transition witnesses asked of
-    # each state (quiet), and state witnesses asked of each new state where the store keeps
-    # states (not the fingerprint store; not under a reduction, which stores another state).
-    states_seen = hasattr(store, "states") and not reductions
+    # each state (moves_quiet), and state witnesses of each new state (not under a reduction,
+    # which stores another state than the successor).
+    states_seen = not reductions
 
     def reached(number: int):
         """The first transition from the state being expanded to state ``number``."""
@@ -300,10 +300,9 @@ class Witnesses:
     def new_states(self, store, first: int, length: int, parent: int, reached) -> None:
         """States ``first``... of ``store`` were just stored, reached from state ``parent``;
         ``reached(number)`` gives the transition to one of them (looked for only on a hit)."""
-        for number in range(first, len(store)):
+        for number, state in enumerate(store.stored_since(first) if len(store) > first else (), first):
             if not self.on_states:
                 return
-            state = store.states[number]
             for check in list(self.on_states):
                 if _evaluate_witness(self.system, check, (state,), state):
                     self._hit(check, length, parent, reached(number), state)

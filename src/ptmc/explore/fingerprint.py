@@ -265,6 +265,19 @@ class FingerprintStore:
     def path(self, number: int) -> list[int]:
         return parent_path(self.parent, number)
 
+    def stored_since(self, first: int) -> list[tuple]:
+        """The states numbered ``first`` on, decoded from the end of the queue (they are not
+        expanded yet)."""
+        count, record, out = len(self.fps) - first, self.record, []
+        for chunk in reversed(self.chunks):
+            end = len(chunk)
+            while count > len(out) and end > 0:
+                out.append(self._decode(bytes(chunk[end - record:end])))
+                end -= record
+            if count == len(out):
+                break
+        return out[::-1]
+
     def is_stored(self, number: int, state: tuple) -> bool:
         """State ``number`` is ``state`` (has its fingerprint)."""
         return fingerprint(state) == self.fps[number]

@@ -133,6 +133,10 @@ class Store:
         """``add`` each successor of ``state`` that ``changes`` gives (see ``state.apply_writes``)."""
         self.add_all(apply_writes(state, changes), parent)
 
+    def stored_since(self, first: int) -> list[tuple]:
+        """The states numbered ``first`` on."""
+        return self.states[first:]
+
     def is_stored(self, number: int, state: tuple) -> bool:
         """State ``number`` is ``state``."""
         return identical(self.states[number], state)
