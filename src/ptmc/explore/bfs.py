@@ -106,10 +106,10 @@ def _explore(system, checks, max_states, progress, limit, observers, new_store, 
     # With nothing to check per transition, a compiled system expands a state straight into
     # the store, as the slots each step writes: the same states in the same order, without
     # looking at each transition or building a successor the store already has.
-    expand = getattr(system, "changer", lambda: None)() if not (observers or invariants) else None
-    marks = [False] * system.marks if expand is not None else None
-    add_changes, watch = store.add_changes, witnesses.watch
-    # Pending step witnesses are watched by ``expand`` itself, transition witnesses asked of
+    changes = getattr(system, "changer", lambda: None)() if not (observers or invariants) else None
+    marks = [False] * system.marks if changes is not None else None
+    add_changes, watch, fresh = store.add_changes, witnesses.watch, []
+    # Pending step witnesses are watched by ``changes`` itself, transition witnesses asked of
     # each state (moves_quiet), and state witnesses of each new state (not under a reduction,
     # which stores another state than the successor).
     states_seen = not reductions
@@ -132,15 +132,23 @@ def _explore(system, checks, max_states, progress, limit, observers, new_store, 
                 depth += 1
                 level_end = len(store)
             state = take(i)
-            nexts = expand(state, marks, watch) if expand is not None and found is None and (
+            nexts = changes(state, marks, watch, fresh) if changes is not None and found is None and (
                 not witnesses.pending or (witnesses.moves_quiet(state) and (
                     states_seen or not witnesses.on_states))) else None
             if nexts is not None:  # no transition reports an event or is watched
-                transitions += len(nexts)
                 first = len(store)
-                add_changes(state, nexts, i)
+                try:
+                    add_changes(state, nexts, i)
+                except StoreFull:
+                    # The state limit among these successors: the general way below meets it
+                    # again, at the same one, and says which steps were taken up to there.
+                    for m in fresh:
+                        marks[m] = False
+                    nexts = None
                 if witnesses.on_states:
                     witnesses.new_states(store, first, depth + 1, i, reached)
+            if nexts is not None:
+                transitions += len(nexts)
                 succ = ()
             else:
                 succ = successors(state)

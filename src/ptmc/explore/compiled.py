@@ -53,12 +53,14 @@ class CompiledSystem(System):
         return self._successors(state)
 
     def changer(self):
-        """``changes(state, marks, watch)``: the successors of ``state``, in order, each as the
-        (slot, value) pairs its step writes, when no transition reports an event or takes a
-        step flagged in ``watch`` (else None: the explorer then takes the general path). For
-        an exploration with no per-transition check: no Transition looked at, no state tuple
-        built (the store builds the new ones). ``marks`` notes the steps taken (see
-        ``taken``); both are ``self.marks`` flags, one per step of each thread (``flag``)."""
+        """``changes(state, marks, watch, fresh)``: the successors of ``state``, in order, each
+        as the (slot, value) pairs its step writes, when no transition reports an event or
+        takes a step flagged in ``watch`` (else None: the explorer then takes the general
+        path). For an exploration with no per-transition check: no Transition looked at, no
+        state tuple built (the store builds the new ones). ``marks`` notes the steps taken (see
+        ``taken``), and ``fresh`` (a list, emptied first) the marks this call set first, to be
+        undone if the state goes the general way after all; ``marks`` and ``watch`` are
+        ``self.marks`` flags, one per step of each thread (``flag``)."""
         return self._changes
 
     def mover(self):
@@ -105,11 +107,11 @@ class CompiledSystem(System):
         return "\n".join([*lines, "    return out"])
 
     def _changer(self) -> str:
-        """``changes(state, marks)``: see ``changer``."""
+        """``changes(state, marks, watch, fresh)``: see ``changer``."""
         lines = ["    if canonical.mixed:  # keys must be compared by type: the general path does",
                  "        return None",
                  "    nexts = []",
-                 "    marked = None  # marks first set here, undone if the state goes the general way"]
+                 "    del fresh[:]  # the marks first set here, undone if the state goes the general way"]
         for ct, base in zip(self._threads, self.mark_base):
             lines += [f"    pc = state[{ct.pc_slot}]",
                       "    if pc >= 0:",
@@ -119,26 +121,22 @@ class CompiledSystem(System):
                       "        if node.__class__ is not _Leaf:",
                       f"            node = miss(thread{ct.tid}, pc, state)",
                       "        if node.eventful:",
-                      "            if marked:",
-                      "                for m in marked:",
-                      "                    marks[m] = False",
+                      "            for m in fresh:",
+                      "                marks[m] = False",
                       "            return None",
                       "        if node.outcomes:",
                       f"            flag = {base} + pc",
                       "            if watch[flag]:  # a pending witness watches this step",
-                      "                if marked:",
-                      "                    for m in marked:",
-                      "                        marks[m] = False",
+                      "                for m in fresh:",
+                      "                    marks[m] = False",
                       "                return None",
                       "            if not marks[flag]:",
                       "                marks[flag] = True",
-                      "                if marked is None:",
-                      "                    marked = []",
-                      "                marked.append(flag)",
+                      "                fresh.append(flag)",
                       "            nexts += node.writes"]
         lines.append("    return nexts")
         # An unhashable value read makes the look-up raise TypeError: say what it is.
-        return "\n".join(["def changes(state, marks, watch):", "    try:", *("    " + line for line in lines),
+        return "\n".join(["def changes(state, marks, watch, fresh):", "    try:", *("    " + line for line in lines),
                           "    except TypeError:", "        raise ModelError(UNHASHABLE) from None"])
 
     def _miss(self, ct: "_Thread", pc: int, state: tuple) -> "_Leaf":

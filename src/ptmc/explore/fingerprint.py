@@ -219,12 +219,25 @@ class FingerprintStore:
         return self._insert(fp, ids, parent)
 
     def add_all(self, batch: list, parent: int) -> None:
-        for state in batch:
-            self.add(state, parent)
+        generated = self.generated
+        try:
+            for state in batch:
+                self.add(state, parent)
+        except StoreFull:  # the explorer adds these again the general way: count them once
+            self.generated = generated
+            raise
 
     def add_changes(self, state: tuple, changes: list, parent: int) -> None:
         """``add`` each successor of ``state`` (the one being expanded) that ``changes`` gives
         as its step's writes: only the written slots are looked at, no tuple is built."""
+        generated = self.generated
+        try:
+            self._add_changes(state, changes, parent)
+        except StoreFull:  # the explorer adds these again the general way: count them once
+            self.generated = generated
+            raise
+
+    def _add_changes(self, state: tuple, changes: list, parent: int) -> None:
         if self.known is None:
             return self.add_all(apply_writes(state, changes), parent)
         _, before, start = self.current

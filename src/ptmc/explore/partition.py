@@ -185,10 +185,11 @@ class Partition:
         changes = system.changer() if not observers else None
         moves = system.mover()
         marks = [False] * system.marks if changes is not None else None
+        fresh: list = []
         by_writes = self.by_writes
         for number, ids, fp in self.frontier:
             state = self._state(ids)
-            quick = changes(state, marks, witnesses.watch) if changes is not None and found is None and (
+            quick = changes(state, marks, witnesses.watch, fresh) if changes is not None and found is None and (
                 not witnesses.pending or witnesses.quiet(state)) else None
             base = number << KEY_BITS
             if quick is not None:
