@@ -430,7 +430,7 @@ class _Read:
 
 class _Leaf:
     """The end of a read path: the step's outcomes there, [(transition, writes)]; ``writes``
-    and ``eventful`` (some outcome reports an event) say the same for ``expand``."""
+    and ``eventful`` (some outcome reports an event) say the same for ``changes``."""
 
     __slots__ = ("key", "twins", "outcomes", "writes", "eventful")
 

@@ -86,8 +86,8 @@ class _Values:
 
 
 class FingerprintStore:
-    """The store interface of ``Store`` (add, add_all, take, path, path_states, len) over
-    fingerprints; ``generated`` counts the fingerprints looked up."""
+    """The store interface of ``Store`` (add, add_all, add_changes, take, stored_since, path,
+    path_states, len) over fingerprints; ``generated`` counts the fingerprints looked up."""
 
     MEMORY_HINT = ""  # nothing smaller to suggest
 

@@ -181,7 +181,7 @@ class Partition:
         hits: dict = {}  # witness name -> (key, phase)
         found = None  # (key, phase, check name, message): the first violation here
         # A compiled system gives the writes of each successor when no transition reports an
-        # event (as the single-process explorer's expander): no Transition, no state tuple.
+        # event (as in the single-process explorer): no Transition, no state tuple.
         changes = system.changer() if not observers else None
         moves = system.mover()
         marks = [False] * system.marks if changes is not None else None
