@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from array import array
 from collections import deque
+from contextlib import contextmanager
 from hashlib import blake2b
 from itertools import compress
 from operator import is_not
@@ -218,24 +219,27 @@ class FingerprintStore:
             fp &= _MASK
         return self._insert(fp, ids, parent)
 
-    def add_all(self, batch: list, parent: int) -> None:
+    @contextmanager
+    def _batch(self):
+        """A batch refused at the state limit is added again the general way (bfs.py): its
+        fingerprints are counted then, once."""
         generated = self.generated
         try:
-            for state in batch:
-                self.add(state, parent)
-        except StoreFull:  # the explorer adds these again the general way: count them once
+            yield
+        except StoreFull:
             self.generated = generated
             raise
+
+    def add_all(self, batch: list, parent: int) -> None:
+        with self._batch():
+            for state in batch:
+                self.add(state, parent)
 
     def add_changes(self, state: tuple, changes: list, parent: int) -> None:
         """``add`` each successor of ``state`` (the one being expanded) that ``changes`` gives
         as its step's writes: only the written slots are looked at, no tuple is built."""
-        generated = self.generated
-        try:
+        with self._batch():
             self._add_changes(state, changes, parent)
-        except StoreFull:  # the explorer adds these again the general way: count them once
-            self.generated = generated
-            raise
 
     def _add_changes(self, state: tuple, changes: list, parent: int) -> None:
         if self.known is None:
