@@ -59,8 +59,8 @@ class Exploration:
 
 # The visited stores (--store): every state exactly, or 64-bit fingerprints.
 STORES = {"exact": exact_store,
-          "fingerprint": lambda system, capacity, reduced: FingerprintStore(len(system.initial), capacity,
-                                                                            system.canonical)}
+          "fingerprint": lambda system, capacity: FingerprintStore(len(system.initial), capacity,
+                                                                   system.canonical)}
 
 
 def explore(system: System, checks, max_states: int | None = None, progress=None,
@@ -89,7 +89,7 @@ def _explore(system, checks, max_states, progress, limit, observers, new_store, 
     deadlock_check = next((c for c in checks if c.kind == "deadlock_free"), None)
     witnesses = Witnesses(system, [c for c in checks if c.kind == "reachable"])
 
-    store = new_store(system, max_states, bool(reductions))
+    store = new_store(system, max_states)
     for reduction in reductions:
         reduction.refuse(checks)
         store = reduction.wrap(store)

@@ -153,10 +153,9 @@ class Store:
 
 
 class IdentityStore(Store):
-    """The exact store for states of canonical objects only (the compiled system's, with no
-    reduction, which would move objects between slots): the same states, numbers and parents
-    as ``Store``, kept by the C index of ``_identity.pyx``, where a state is the objects it
-    holds. ``available()``: whether that index was built."""
+    """The exact store for states of canonical objects (see ``exact_store``): the same states,
+    numbers and parents as ``Store``, kept by the C index of ``_identity.pyx``, where a state
+    is the objects it holds. ``available()``: whether that index was built."""
 
     def __init__(self, slots: int, capacity: int | None, canonical):
         self.capacity, self.canonical = capacity, canonical
@@ -182,9 +181,12 @@ class IdentityStore(Store):
         return self.index.find(known)
 
 
-def exact_store(system, capacity: int | None, reduced: bool):
-    """The exact store for a run of ``system``: the C index where it can be used."""
+def exact_store(system, capacity: int | None):
+    """The exact store for a run of ``system``: the C index where its states are made of
+    canonical objects (a compiled system's; the symmetry reduction's representatives are made
+    of them too). Were some state not, the index would keep it apart from an equal stored one:
+    never one state for two, at worst two for one."""
     canonical = system.canonical
-    if canonical is not None and not reduced and IdentityStore.available():
+    if canonical is not None and IdentityStore.available():
         return IdentityStore(len(system.initial), capacity, canonical)
     return Store(capacity, canonical)
