@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from collections import deque
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ptmc import DONE, Model, Thread, step
-import pytest
-
 from ptmc.explore import check_model, explore_model
 from ptmc.explore.store import IdentityStore, Store, StoreFull
 from ptmc.kernel.pgtable import pt

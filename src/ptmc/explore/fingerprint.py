@@ -201,23 +201,31 @@ class FingerprintStore:
             return self._insert(fp, ids, parent)
         before, ids, fp = self.current
         changed = list(compress(self.slots, map(is_not, before, state)))
-        if changed:
-            ids = bytearray(ids) if vals.width == 1 else array(ids.typecode, ids)
-            hashes, known, limit = vals.hashes, self.known, vals.limit
-            for slot in changed:
-                value = state[slot]
-                vid = known[slot].get(id(value)) if known is not None else None
-                if vid is None:
-                    vid = vals.id(slot, value)
-                    if vid >= limit:
-                        self._widen(vid)
-                        return self.add(state, parent)
-                    if known is not None:
-                        known[slot][id(value)] = vid
-                fp += hashes[slot][vid] - hashes[slot][ids[slot]]
-                ids[slot] = vid
-            fp &= _MASK
-        return self._insert(fp, ids, parent)
+        if not changed:
+            return self._insert(fp, ids, parent)
+        written = self._write(ids, fp, [(slot, state[slot]) for slot in changed])
+        if written is None:
+            return self.add(state, parent)
+        return self._insert(*written, parent)
+
+    def _write(self, ids, fp: int, writes):
+        """The fingerprint and ids of the state of ``ids`` and ``fp`` after ``writes`` (slot,
+        value); None if a value's new id made the queue wider (``_widen``: try again)."""
+        vals, known = self.vals, self.known
+        ids = bytearray(ids) if vals.width == 1 else array(ids.typecode, ids)
+        hashes = vals.hashes
+        for slot, value in writes:
+            vid = known[slot].get(id(value)) if known is not None else None
+            if vid is None:
+                vid = vals.id(slot, value)
+                if vid >= vals.limit:
+                    self._widen(vid)
+                    return None
+                if known is not None:
+                    known[slot][id(value)] = vid
+            fp += hashes[slot][vid] - hashes[slot][ids[slot]]
+            ids[slot] = vid
+        return fp & _MASK, ids
 
     @contextmanager
     def _batch(self):
@@ -242,25 +250,12 @@ class FingerprintStore:
             self._add_changes(state, changes, parent)
 
     def _add_changes(self, state: tuple, changes: list, parent: int) -> None:
-        if self.known is None:
-            return self.add_all(apply_writes(state, changes), parent)
         _, before, start = self.current
-        vals, known = self.vals, self.known
-        hashes, limit = vals.hashes, vals.limit
         for k, writes in enumerate(changes):
-            ids = bytearray(before) if vals.width == 1 else array(before.typecode, before)
-            fp = start
-            for slot, value in writes:
-                vid = known[slot].get(id(value))
-                if vid is None:
-                    vid = vals.id(slot, value)
-                    if vid >= limit:  # the queue is re-encoded wider: the rest the general way
-                        self._widen(vid)
-                        return self.add_all(apply_writes(state, changes[k:]), parent)
-                    known[slot][id(value)] = vid
-                fp += hashes[slot][vid] - hashes[slot][ids[slot]]
-                ids[slot] = vid
-            self._insert(fp & _MASK, ids, parent)
+            written = self._write(before, start, writes)
+            if written is None:  # the queue was re-encoded wider: the rest the general way
+                return self.add_all(apply_writes(state, changes[k:]), parent)
+            self._insert(*written, parent)
 
     def take(self, number: int) -> tuple:
         """The state numbered ``number``, to expand: the frontier's first (states are taken in
