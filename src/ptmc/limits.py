@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 SHARE = 0.8  # of what the process may use: the rest is for the report and the interpreter
-INTERVAL = 0.2  # seconds between two looks at /proc/self/statm
+INTERVAL = 0.05  # seconds between two looks at /proc/self/statm (a fast run grows ~10 MB in 0.2 s)
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 _reserve: list = []  # given back on MemoryError, so that the report can still be printed

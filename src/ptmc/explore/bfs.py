@@ -20,6 +20,7 @@ from ..errors import ModelError, PtmcError
 from ..result import HOLDS, INCONCLUSIVE, VIOLATED
 from ..state import STOPPED, thread_matches
 from ..kernel import UNDEFINED
+from ..limits import release_reserve
 from .fingerprint import FingerprintStore
 from .store import Store, StoreFull, exact_store
 from .system import System, Transition
@@ -206,6 +207,7 @@ def _explore(system, checks, max_states, progress, limit, observers, new_store, 
     except KeyboardInterrupt:
         reason = f"interrupted: {counts()}"
     except MemoryError:  # the limit came too late: report what the store holds
+        release_reserve()  # (what follows, the report included, needs a little memory)
         reason = f"out of memory (MemoryError): {counts()}{store.MEMORY_HINT}"
     seconds = time.monotonic() - start
     if marks is not None:
